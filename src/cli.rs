@@ -1,0 +1,73 @@
+//! Command-line arguments: clap types only, no logic.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "trusted-launcher",
+    version,
+    about = "Start exactly the approved workload inside a TEE, measure it into RTMR3, and exec it",
+    args_conflicts_with_subcommands = true,
+    after_help = "`trusted-launcher CONFIG` is the same as `trusted-launcher run CONFIG` (a drop-in for git-launcher).\n\
+Exit codes: 0 success, 2 usage or config error, 1 any other launcher failure; after exec, the workload's own."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Config file for `run` [default: /etc/trusted-launcher/config.toml]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// `tee` measures into RTMR3, `nontee` into the local event log [env: PLATFORM] [default: tee]
+    #[arg(long, global = true, value_name = "tee|nontee")]
+    pub platform: Option<String>,
+
+    /// Where the local event log is written [default: /run/trusted-launcher/events.jsonl]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub event_log: Option<PathBuf>,
+
+    /// Format of the launcher's own log on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormatArg::Text)]
+    pub log_format: LogFormatArg,
+
+    /// Config format [default: `.toml` extension, else by content]
+    #[arg(long, global = true, value_enum)]
+    pub format: Option<ConfigFormatArg>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate, resolve, measure, check out and exec the workload
+    Run {
+        /// Config file [default: /etc/trusted-launcher/config.toml]
+        config: Option<PathBuf>,
+    },
+    /// Validate and resolve with no side effects; print the workload and every event `run` would measure
+    Plan {
+        /// Config file [default: /etc/trusted-launcher/config.toml]
+        config: Option<PathBuf>,
+        /// Print one JSON object
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ConfigFormatArg {
+    Line,
+    Toml,
+}

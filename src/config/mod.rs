@@ -1,0 +1,625 @@
+//! The validated launch config, read from either format.
+//!
+//! Reading is two-phase: a format parser fills a [`RawConfig`], then validation turns it
+//! into a [`LaunchConfig`], collecting every problem with its line so a user fixes them all
+//! in one go.
+
+mod line;
+mod problem;
+mod raw;
+mod relative_path;
+mod toml;
+
+use std::fmt;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+pub use problem::{Problem, ProblemKind};
+pub use raw::RawConfig;
+pub use relative_path::RelativePath;
+
+use crate::digest::{CommitId, Sha256Digest};
+use raw::{KeyNames, Located};
+
+/// Configs are small; anything larger is not a config.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Where `run` and `plan` read the config from when none is given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/trusted-launcher/config.toml";
+
+/// Entry script of default mode when the config names none.
+pub const DEFAULT_ENTRYPOINT: &str = "entrypoint.sh";
+
+/// The two config formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigFormat {
+    /// git-launcher's `KEY=VALUE` lines.
+    Line,
+    Toml,
+}
+
+impl ConfigFormat {
+    /// `--format` wins, then a `.toml` extension, then the content: a document whose first
+    /// meaningful line opens a `[table]` is TOML, anything else is the line format.
+    #[must_use]
+    pub fn detect(explicit: Option<Self>, path: &Path, text: &str) -> Self {
+        if let Some(format) = explicit {
+            return format;
+        }
+        if path.extension().is_some_and(|ext| ext == "toml") {
+            return Self::Toml;
+        }
+        let first = text
+            .lines()
+            .map(str::trim)
+            .find(|line| !line.is_empty() && !line.starts_with('#'));
+        if first.is_some_and(|line| line.starts_with('[')) {
+            Self::Toml
+        } else {
+            Self::Line
+        }
+    }
+}
+
+impl fmt::Display for ConfigFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Line => "line",
+            Self::Toml => "toml",
+        })
+    }
+}
+
+/// A config that passed validation, with the identity of the bytes it came from.
+#[derive(Clone, Debug)]
+pub struct LaunchConfig {
+    pub path: PathBuf,
+    pub format: ConfigFormat,
+    /// SHA-256 of the exact file bytes: what the `trusted-launcher.config` event measures.
+    pub sha256: Sha256Digest,
+    pub git: GitSpec,
+    pub event_log: Option<PathBuf>,
+}
+
+/// The git workload: where it comes from, where it goes, how it starts.
+#[derive(Clone, Debug)]
+pub struct GitSpec {
+    pub repo_url: String,
+    /// The pinned commit: what runs unless an approved list says otherwise.
+    pub commit: CommitId,
+    pub work_dir: PathBuf,
+    pub subdir: Option<RelativePath>,
+    pub launch: LaunchMode,
+    pub approved_list: Option<PathBuf>,
+    pub override_commit: Option<CommitId>,
+    /// Variables the workload may receive although they change what a loader or shell runs.
+    pub allow_env: Vec<String>,
+}
+
+/// How the workload is started inside the checkout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LaunchMode {
+    /// `exec bash <entrypoint>`: the commands are part of the pinned source.
+    Entrypoint(RelativePath),
+    /// `bash -c <install>` then `exec bash -c <run>`: the commands live in the config.
+    Commands {
+        install: Option<String>,
+        run: String,
+    },
+}
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path} is larger than {max} bytes")]
+    TooLarge { path: PathBuf, max: u64 },
+    #[error("config {path} is not valid UTF-8")]
+    NotUtf8 { path: PathBuf },
+    #[error("config {path} ({format} format) has {} problem(s)", problems.len())]
+    Invalid {
+        path: PathBuf,
+        format: ConfigFormat,
+        problems: Vec<Problem>,
+    },
+}
+
+impl ConfigError {
+    /// One line per problem, each naming the file and line: what the user reads.
+    #[must_use]
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            Self::Invalid { path, problems, .. } => problems
+                .iter()
+                .map(|problem| match problem.line {
+                    Some(line) => format!("{}:{line}: {}", path.display(), problem.kind),
+                    None => format!("{}: {}", path.display(), problem.kind),
+                })
+                .collect(),
+            other => vec![other.to_string()],
+        }
+    }
+}
+
+/// Reads, parses and validates a config file.
+pub fn load(path: &Path, explicit: Option<ConfigFormat>) -> Result<LaunchConfig, ConfigError> {
+    let bytes = read_capped(path)?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| ConfigError::NotUtf8 {
+        path: path.to_owned(),
+    })?;
+    let format = ConfigFormat::detect(explicit, path, text);
+    let (raw, keys, mut problems) = match format {
+        ConfigFormat::Line => {
+            let (raw, problems) = line::parse(text);
+            (raw, line::KEYS, problems)
+        }
+        ConfigFormat::Toml => {
+            let (raw, problems) = toml::parse(text);
+            (raw, toml::KEYS, problems)
+        }
+    };
+    let syntax_failed = problems
+        .iter()
+        .any(|p| matches!(p.kind, ProblemKind::Syntax { .. }) && format == ConfigFormat::Toml);
+    let validated = if syntax_failed {
+        None
+    } else {
+        validate(raw, &keys, &mut problems)
+    };
+    match validated {
+        Some((git, event_log)) if problems.is_empty() => Ok(LaunchConfig {
+            path: path.to_owned(),
+            format,
+            sha256: Sha256Digest::of(&bytes),
+            git,
+            event_log,
+        }),
+        _ => {
+            // Top to bottom, problems without a line (missing keys) last.
+            problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+            Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                format,
+                problems,
+            })
+        }
+    }
+}
+
+fn read_capped(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    let read_error = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_owned(),
+            max: MAX_CONFIG_BYTES,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Checks every field; returns `None` (with problems recorded) if anything is wrong.
+fn validate(
+    raw: RawConfig,
+    keys: &KeyNames,
+    problems: &mut Vec<Problem>,
+) -> Option<(GitSpec, Option<PathBuf>)> {
+    let before = problems.len();
+    if let Some(section) = keys.section
+        && raw == RawConfig::default()
+    {
+        problems.push(Problem::unlocated(ProblemKind::MissingSection { section }));
+        return None;
+    }
+    let mut check = Checker { problems };
+    let repo_url = check
+        .required(raw.repo, keys.repo)
+        .and_then(|v| check.repo_url(v));
+    let commit = check
+        .required(raw.commit, keys.commit)
+        .and_then(|v| check.commit(&v));
+    let work_dir = check
+        .required(raw.work_dir, keys.work_dir)
+        .map(|v| PathBuf::from(v.value));
+    // An empty REPO_SUBDIR means the repository root, as in git-launcher.
+    let subdir = raw
+        .subdir
+        .and_then(|v| check.text(v))
+        .filter(|v| !v.value.is_empty())
+        .and_then(|v| check.relative_path(&v));
+    let entrypoint = raw.entrypoint.and_then(|v| check.non_empty(v));
+    let install = raw.install.and_then(|v| check.non_empty(v));
+    let run = raw.run.and_then(|v| check.non_empty(v));
+    let approved_list = raw
+        .approved_list
+        .and_then(|v| check.non_empty(v))
+        .map(|v| PathBuf::from(v.value));
+    let override_commit = raw
+        .override_commit
+        .and_then(|v| check.non_empty(v))
+        .and_then(|v| check.commit(&v));
+    let allow_env = raw
+        .allow_env
+        .map(|v| check.env_names(v))
+        .unwrap_or_default();
+    let event_log = raw
+        .event_log
+        .and_then(|v| check.non_empty(v))
+        .map(|v| PathBuf::from(v.value));
+
+    let launch = match (entrypoint, install, run) {
+        (Some(entry), _, Some(run)) => {
+            check.problems.push(Problem::at(
+                run.line,
+                ProblemKind::EntrypointWithRun {
+                    entrypoint: entry.key,
+                    run: run.key,
+                },
+            ));
+            None
+        }
+        (_, Some(install), None) => {
+            check.problems.push(Problem::at(
+                install.line,
+                ProblemKind::InstallWithoutRun {
+                    install: install.key,
+                    run: keys.run,
+                },
+            ));
+            None
+        }
+        (_, install, Some(run)) => Some(LaunchMode::Commands {
+            install: install.map(|v| v.value),
+            run: run.value,
+        }),
+        (Some(entry), None, None) => check.relative_path(&entry).map(LaunchMode::Entrypoint),
+        (None, None, None) => RelativePath::parse(DEFAULT_ENTRYPOINT)
+            .ok()
+            .map(LaunchMode::Entrypoint),
+    };
+
+    if check.problems.len() > before {
+        return None;
+    }
+    Some((
+        GitSpec {
+            repo_url: repo_url?,
+            commit: commit?,
+            work_dir: work_dir?,
+            subdir,
+            launch: launch?,
+            approved_list,
+            override_commit,
+            allow_env,
+        },
+        event_log,
+    ))
+}
+
+struct Checker<'p> {
+    problems: &'p mut Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn push(&mut self, line: usize, kind: ProblemKind) {
+        self.problems.push(Problem::at(line, kind));
+    }
+
+    fn required(
+        &mut self,
+        value: Option<Located<String>>,
+        key: &'static str,
+    ) -> Option<Located<String>> {
+        if let Some(value) = value {
+            return self.non_empty(value);
+        }
+        self.problems
+            .push(Problem::unlocated(ProblemKind::MissingKey { key }));
+        None
+    }
+
+    /// Rejects control characters (tab excepted): they hide in logs and break commands.
+    fn text(&mut self, value: Located<String>) -> Option<Located<String>> {
+        if value.value.chars().any(|c| c.is_control() && c != '\t') {
+            self.push(value.line, ProblemKind::ControlCharacter { key: value.key });
+            return None;
+        }
+        Some(value)
+    }
+
+    fn non_empty(&mut self, value: Located<String>) -> Option<Located<String>> {
+        let value = self.text(value)?;
+        if value.value.is_empty() {
+            self.push(value.line, ProblemKind::Empty { key: value.key });
+            return None;
+        }
+        Some(value)
+    }
+
+    fn commit(&mut self, value: &Located<String>) -> Option<CommitId> {
+        let commit = CommitId::parse(&value.value);
+        if commit.is_none() {
+            self.push(
+                value.line,
+                ProblemKind::InvalidCommit {
+                    key: value.key,
+                    value: value.value.clone(),
+                },
+            );
+        }
+        commit
+    }
+
+    fn relative_path(&mut self, value: &Located<String>) -> Option<RelativePath> {
+        match RelativePath::parse(&value.value) {
+            Ok(path) => Some(path),
+            Err(reason) => {
+                self.push(
+                    value.line,
+                    ProblemKind::InvalidPath {
+                        key: value.key,
+                        value: value.value.clone(),
+                        reason,
+                    },
+                );
+                None
+            }
+        }
+    }
+
+    fn repo_url(&mut self, value: Located<String>) -> Option<String> {
+        let url = &value.value;
+        let reason = if url.starts_with('-') {
+            Some("must not start with '-'")
+        } else if url.chars().any(char::is_whitespace) {
+            Some("must not contain whitespace")
+        } else if uses_remote_helper(url) {
+            Some(
+                "must not use the <transport>::<address> remote-helper syntax (it runs a helper program)",
+            )
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            self.push(
+                value.line,
+                ProblemKind::InvalidRepoUrl {
+                    value: url.clone(),
+                    reason,
+                },
+            );
+            return None;
+        }
+        Some(value.value)
+    }
+
+    fn env_names(&mut self, value: Located<Vec<String>>) -> Vec<String> {
+        let mut names = Vec::new();
+        for name in value.value {
+            if is_env_name(&name) {
+                names.push(name);
+            } else {
+                self.push(
+                    value.line,
+                    ProblemKind::InvalidEnvName {
+                        key: value.key,
+                        value: name,
+                    },
+                );
+            }
+        }
+        names
+    }
+}
+
+/// `ext::cmd`, `fd::0` and any other `<transport>::<address>` make git run a remote helper.
+fn uses_remote_helper(url: &str) -> bool {
+    url.split_once("::").is_some_and(|(transport, _)| {
+        !transport.is_empty()
+            && transport
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    })
+}
+
+/// A portable name, or bash's exported-function spelling `BASH_FUNC_name%%`.
+fn is_env_name(name: &str) -> bool {
+    let base = name
+        .strip_prefix("BASH_FUNC_")
+        .and_then(|rest| rest.strip_suffix("%%"))
+        .map_or(name, |_| "BASH_FUNC_");
+    let mut chars = base.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "7fd1a60b01f91b314f59955a4e4d4e80d8edf11d";
+
+    fn load_text(name: &str, text: &str) -> Result<LaunchConfig, Vec<String>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        load(&path, None).map_err(|e| {
+            e.lines()
+                .into_iter()
+                .map(|l| l.replace(&path.display().to_string(), name))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn line_config_defaults_to_entrypoint_mode() {
+        let config = load_text(
+            "c.conf",
+            &format!("REPO_URL=file:///r\nCOMMIT_SHA={SHA}\nWORK_DIR=/w\n"),
+        )
+        .unwrap();
+        assert_eq!(config.format, ConfigFormat::Line);
+        assert_eq!(config.git.commit.to_string(), SHA);
+        assert_eq!(
+            config.git.launch,
+            LaunchMode::Entrypoint(RelativePath::parse("entrypoint.sh").unwrap())
+        );
+        assert_eq!(
+            config.sha256,
+            Sha256Digest::of(
+                format!("REPO_URL=file:///r\nCOMMIT_SHA={SHA}\nWORK_DIR=/w\n").as_bytes()
+            )
+        );
+    }
+
+    #[test]
+    fn toml_detected_by_extension_and_content() {
+        let text = format!(
+            "[git]\nrepo = \"file:///r\"\ncommit = \"{SHA}\"\nwork_dir = \"/w\"\nrun = \"x\"\n"
+        );
+        assert_eq!(
+            load_text("c.toml", &text).unwrap().format,
+            ConfigFormat::Toml
+        );
+        assert_eq!(
+            load_text("c.conf", &text).unwrap().format,
+            ConfigFormat::Toml
+        );
+    }
+
+    #[test]
+    fn reject_table() {
+        let base = format!("REPO_URL=file:///r\nCOMMIT_SHA={SHA}\nWORK_DIR=/w\n");
+        for (extra, expected) in [
+            ("RUN_CMD=\n", "c.conf:4: RUN_CMD must not be empty"),
+            (
+                "INSTALL_CMD=make\n",
+                "c.conf:4: INSTALL_CMD requires RUN_CMD",
+            ),
+            (
+                "REPO_SUBDIR=../x\n",
+                r#"c.conf:4: REPO_SUBDIR must not contain '..' (got "../x")"#,
+            ),
+            (
+                "REPO_SUBDIR=/abs\n",
+                r#"c.conf:4: REPO_SUBDIR must be a relative path (got "/abs")"#,
+            ),
+            (
+                "ENTRYPOINT_SCRIPT=a/../../b.sh\n",
+                r#"c.conf:4: ENTRYPOINT_SCRIPT must not contain '..' (got "a/../../b.sh")"#,
+            ),
+            (
+                "ENTRYPOINT_SCRIPT=.git/hooks/x\n",
+                r#"c.conf:4: ENTRYPOINT_SCRIPT must not point into .git (got ".git/hooks/x")"#,
+            ),
+            (
+                "ENTRYPOINT_SCRIPT=e.sh\nRUN_CMD=x\n",
+                "c.conf:5: ENTRYPOINT_SCRIPT and RUN_CMD cannot both be set (default mode runs the entry script, advanced mode runs RUN_CMD)",
+            ),
+            (
+                "OVERRIDE_COMMIT=main\n",
+                r#"c.conf:4: OVERRIDE_COMMIT must be 40 or 64 lowercase hex digits, not a branch, tag or short id (got "main")"#,
+            ),
+            (
+                "ALLOW_ENV=LD_PRELOAD,A=B\n",
+                r#"c.conf:4: ALLOW_ENV entry is not an environment variable name (got "A=B")"#,
+            ),
+            (
+                "RUN_CMD=a\u{1b}b\n",
+                "c.conf:4: RUN_CMD contains a control character",
+            ),
+        ] {
+            assert_eq!(
+                load_text("c.conf", &format!("{base}{extra}")).unwrap_err(),
+                vec![expected],
+                "{extra:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn reports_all_problems_with_lines() {
+        let errors = load_text(
+            "c.conf",
+            "REPO_URL=ext::sh -c evil\nCOMMIT_SHA=main\nFOO=1\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            vec![
+                r#"c.conf:1: repository URL must not contain whitespace (got "ext::sh -c evil")"#,
+                r#"c.conf:2: COMMIT_SHA must be 40 or 64 lowercase hex digits, not a branch, tag or short id (got "main")"#,
+                "c.conf:3: unknown key FOO",
+                "c.conf: missing required key WORK_DIR",
+            ]
+        );
+    }
+
+    #[test]
+    fn repo_url_rejects_remote_helpers() {
+        let errors = load_text(
+            "c.conf",
+            &format!("REPO_URL=ext::evil\nCOMMIT_SHA={SHA}\nWORK_DIR=/w\n"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            vec![
+                r#"c.conf:1: repository URL must not use the <transport>::<address> remote-helper syntax (it runs a helper program) (got "ext::evil")"#
+            ]
+        );
+        for ok in [
+            "https://h/r.git",
+            "git@github.com:o/r.git",
+            "/srv/r.git",
+            "file:///r",
+            "ssh://h:22/r",
+        ] {
+            assert!(!uses_remote_helper(ok), "{ok}");
+        }
+    }
+
+    #[test]
+    fn toml_missing_section_and_keys() {
+        assert_eq!(
+            load_text("c.toml", "").unwrap_err(),
+            vec!["c.toml: missing required section [git]"]
+        );
+        assert_eq!(
+            load_text("c.toml", "[git]\nrepo = \"r\"\n").unwrap_err(),
+            vec![
+                "c.toml: missing required key git.commit",
+                "c.toml: missing required key git.work_dir"
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_non_utf8_and_huge_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.conf");
+        std::fs::write(&path, b"REPO_URL=\xff\n").unwrap();
+        assert!(matches!(
+            load(&path, None),
+            Err(ConfigError::NotUtf8 { .. })
+        ));
+        std::fs::write(&path, vec![b'#'; 2 * 1024 * 1024]).unwrap();
+        assert!(matches!(
+            load(&path, None),
+            Err(ConfigError::TooLarge { .. })
+        ));
+    }
+}

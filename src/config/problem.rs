@@ -1,0 +1,143 @@
+//! One problem found in a config file, with the line it is on.
+
+use std::fmt;
+
+/// Something wrong with a config, located on a line when it has one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub line: Option<usize>,
+    pub kind: ProblemKind,
+}
+
+impl Problem {
+    #[must_use]
+    pub fn at(line: usize, kind: ProblemKind) -> Self {
+        Self {
+            line: Some(line),
+            kind,
+        }
+    }
+
+    #[must_use]
+    pub fn unlocated(kind: ProblemKind) -> Self {
+        Self { line: None, kind }
+    }
+}
+
+/// What is wrong. Keys are spelled as the config format spells them
+/// (`COMMIT_SHA` in the line format, `git.commit` in TOML).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// A line that is not `KEY=VALUE`, or TOML that does not parse.
+    Syntax {
+        detail: String,
+    },
+    CarriageReturn,
+    UnknownKey {
+        key: String,
+    },
+    DuplicateKey {
+        key: String,
+        first_line: usize,
+    },
+    MissingKey {
+        key: &'static str,
+    },
+    MissingSection {
+        section: &'static str,
+    },
+    Empty {
+        key: &'static str,
+    },
+    WrongType {
+        key: String,
+        expected: &'static str,
+    },
+    ControlCharacter {
+        key: &'static str,
+    },
+    InvalidCommit {
+        key: &'static str,
+        value: String,
+    },
+    InvalidPath {
+        key: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+    InvalidRepoUrl {
+        value: String,
+        reason: &'static str,
+    },
+    InvalidEnvName {
+        key: &'static str,
+        value: String,
+    },
+    InstallWithoutRun {
+        install: &'static str,
+        run: &'static str,
+    },
+    EntrypointWithRun {
+        entrypoint: &'static str,
+        run: &'static str,
+    },
+}
+
+impl fmt::Display for ProblemKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Syntax { detail } => write!(f, "{detail}"),
+            Self::CarriageReturn => f.write_str(
+                "carriage return in line (CRLF line endings are not accepted; convert the file to LF)",
+            ),
+            Self::UnknownKey { key } => write!(f, "unknown key {key}"),
+            Self::DuplicateKey { key, first_line } => {
+                write!(f, "duplicate key {key} (first set on line {first_line})")
+            }
+            Self::MissingKey { key } => write!(f, "missing required key {key}"),
+            Self::MissingSection { section } => write!(f, "missing required section [{section}]"),
+            Self::Empty { key } => write!(f, "{key} must not be empty"),
+            Self::WrongType { key, expected } => write!(f, "{key} must be {expected}"),
+            Self::ControlCharacter { key } => write!(f, "{key} contains a control character"),
+            Self::InvalidCommit { key, value } => write!(
+                f,
+                "{key} must be 40 or 64 lowercase hex digits, not a branch, tag or short id (got {value:?})"
+            ),
+            Self::InvalidPath { key, value, reason } => write!(f, "{key} {reason} (got {value:?})"),
+            Self::InvalidRepoUrl { value, reason } => {
+                write!(f, "repository URL {reason} (got {value:?})")
+            }
+            Self::InvalidEnvName { key, value } => {
+                write!(f, "{key} entry is not an environment variable name (got {value:?})")
+            }
+            Self::InstallWithoutRun { install, run } => write!(f, "{install} requires {run}"),
+            Self::EntrypointWithRun { entrypoint, run } => write!(
+                f,
+                "{entrypoint} and {run} cannot both be set (default mode runs the entry script, advanced mode runs {run})"
+            ),
+        }
+    }
+}
+
+/// 1-based line number of a byte offset in `text`.
+#[must_use]
+pub fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()
+        .get(..end)
+        .map_or(1, |before| before.split(|&b| b == b'\n').count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_of_counts_newlines_before_offset() {
+        let text = "a\nbb\nccc";
+        assert_eq!(line_of(text, 0), 1);
+        assert_eq!(line_of(text, 2), 2);
+        assert_eq!(line_of(text, 5), 3);
+        assert_eq!(line_of(text, 999), 3);
+    }
+}

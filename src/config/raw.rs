@@ -1,0 +1,44 @@
+//! The unvalidated config both formats parse into: each value with its key and line.
+
+/// A value as written, with the key that set it and its line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Located<T> {
+    pub key: &'static str,
+    pub line: usize,
+    pub value: T,
+}
+
+/// The fields of a config before validation. Both parsers fill it; `LaunchConfig`'s
+/// `TryFrom` checks it and reports every problem at once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RawConfig {
+    pub repo: Option<Located<String>>,
+    pub commit: Option<Located<String>>,
+    pub work_dir: Option<Located<String>>,
+    pub subdir: Option<Located<String>>,
+    pub entrypoint: Option<Located<String>>,
+    pub install: Option<Located<String>>,
+    pub run: Option<Located<String>>,
+    pub approved_list: Option<Located<String>>,
+    pub override_commit: Option<Located<String>>,
+    pub allow_env: Option<Located<Vec<String>>>,
+    pub event_log: Option<Located<String>>,
+}
+
+/// How a format names each field, so messages use the spelling the user wrote.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyNames {
+    pub repo: &'static str,
+    pub commit: &'static str,
+    pub work_dir: &'static str,
+    pub subdir: &'static str,
+    pub entrypoint: &'static str,
+    pub install: &'static str,
+    pub run: &'static str,
+    pub approved_list: &'static str,
+    pub override_commit: &'static str,
+    pub allow_env: &'static str,
+    pub event_log: &'static str,
+    /// The section holding the workload keys, when the format has sections.
+    pub section: Option<&'static str>,
+}

@@ -1,0 +1,244 @@
+//! The TOML config format, read with spans so every problem names its line.
+//!
+//! ```toml
+//! [git]
+//! repo = "https://github.com/org/app.git"
+//! commit = "7fd1a60b01f91b314f59955a4e4d4e80d8edf11d"
+//! work_dir = "/srv/app"
+//! [measurement]
+//! event_log = "/run/trusted-launcher/events.jsonl"
+//! ```
+//! Unknown sections and keys are errors everywhere.
+
+use toml_span::value::{Table, Value, ValueInner};
+
+use super::problem::{Problem, ProblemKind, line_of};
+use super::raw::{KeyNames, Located, RawConfig};
+
+pub const KEYS: KeyNames = KeyNames {
+    repo: "git.repo",
+    commit: "git.commit",
+    work_dir: "git.work_dir",
+    subdir: "git.subdir",
+    entrypoint: "git.entrypoint",
+    install: "git.install",
+    run: "git.run",
+    approved_list: "git.approved_list",
+    override_commit: "git.override",
+    allow_env: "git.allow_env",
+    event_log: "measurement.event_log",
+    section: Some("git"),
+};
+
+/// Parses TOML into a raw config, collecting every problem.
+pub fn parse(text: &str) -> (RawConfig, Vec<Problem>) {
+    let mut raw = RawConfig::default();
+    let mut problems = Vec::new();
+    let mut root = match toml_span::parse(text) {
+        Ok(root) => root,
+        Err(error) => {
+            problems.push(Problem::at(
+                line_of(text, error.span.start),
+                ProblemKind::Syntax {
+                    detail: format!("invalid TOML: {error}"),
+                },
+            ));
+            return (raw, problems);
+        }
+    };
+    let mut reader = Reader {
+        text,
+        problems: &mut problems,
+    };
+    let Some(mut root) = reader.table(&mut root, "the document") else {
+        return (raw, problems);
+    };
+    if let Some(mut git) = reader.section(&mut root, "git") {
+        raw.repo = reader.string(&mut git, "repo", KEYS.repo);
+        raw.commit = reader.string(&mut git, "commit", KEYS.commit);
+        raw.work_dir = reader.string(&mut git, "work_dir", KEYS.work_dir);
+        raw.subdir = reader.string(&mut git, "subdir", KEYS.subdir);
+        raw.entrypoint = reader.string(&mut git, "entrypoint", KEYS.entrypoint);
+        raw.install = reader.string(&mut git, "install", KEYS.install);
+        raw.run = reader.string(&mut git, "run", KEYS.run);
+        raw.approved_list = reader.string(&mut git, "approved_list", KEYS.approved_list);
+        raw.override_commit = reader.string(&mut git, "override", KEYS.override_commit);
+        raw.allow_env = reader.strings(&mut git, "allow_env", KEYS.allow_env);
+        reader.unknown_keys(git, "git.");
+    }
+    if let Some(mut measurement) = reader.section(&mut root, "measurement") {
+        raw.event_log = reader.string(&mut measurement, "event_log", KEYS.event_log);
+        reader.unknown_keys(measurement, "measurement.");
+    }
+    reader.unknown_keys(root, "");
+    (raw, problems)
+}
+
+struct Reader<'a, 'p> {
+    text: &'a str,
+    problems: &'p mut Vec<Problem>,
+}
+
+impl<'de> Reader<'de, '_> {
+    fn line(&self, value: &Value<'_>) -> usize {
+        line_of(self.text, value.span.start)
+    }
+
+    fn table(&mut self, value: &mut Value<'de>, name: &str) -> Option<Table<'de>> {
+        let line = self.line(value);
+        if let ValueInner::Table(table) = value.take() {
+            return Some(table);
+        }
+        self.problems.push(Problem::at(
+            line,
+            ProblemKind::WrongType {
+                key: name.to_owned(),
+                expected: "a table",
+            },
+        ));
+        None
+    }
+
+    fn section(&mut self, root: &mut Table<'de>, name: &'static str) -> Option<Table<'de>> {
+        let mut value = root.remove(name)?;
+        self.table(&mut value, name)
+    }
+
+    fn string(
+        &mut self,
+        table: &mut Table<'de>,
+        name: &str,
+        key: &'static str,
+    ) -> Option<Located<String>> {
+        let mut value = table.remove(name)?;
+        let line = self.line(&value);
+        if let ValueInner::String(text) = value.take() {
+            return Some(Located {
+                key,
+                line,
+                value: text.into_owned(),
+            });
+        }
+        self.problems.push(Problem::at(
+            line,
+            ProblemKind::WrongType {
+                key: key.to_owned(),
+                expected: "a string",
+            },
+        ));
+        None
+    }
+
+    fn strings(
+        &mut self,
+        table: &mut Table<'de>,
+        name: &str,
+        key: &'static str,
+    ) -> Option<Located<Vec<String>>> {
+        let mut value = table.remove(name)?;
+        let line = self.line(&value);
+        let strings = match value.take() {
+            ValueInner::Array(items) => items
+                .into_iter()
+                .map(|mut item| match item.take() {
+                    ValueInner::String(text) => Some(text.into_owned()),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>(),
+            _ => None,
+        };
+        if strings.is_none() {
+            self.problems.push(Problem::at(
+                line,
+                ProblemKind::WrongType {
+                    key: key.to_owned(),
+                    expected: "an array of strings",
+                },
+            ));
+        }
+        strings.map(|value| Located { key, line, value })
+    }
+
+    fn unknown_keys(&mut self, table: Table<'de>, prefix: &str) {
+        for (key, _) in table {
+            self.problems.push(Problem::at(
+                line_of(self.text, key.span.start),
+                ProblemKind::UnknownKey {
+                    key: format!("{prefix}{}", key.name),
+                },
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(text: &str) -> Vec<String> {
+        parse(text)
+            .1
+            .iter()
+            .map(|p| format!("{}: {}", p.line.unwrap_or(0), p.kind))
+            .collect()
+    }
+
+    #[test]
+    fn reads_all_keys_with_lines() {
+        let (raw, problems) = parse(
+            "[git]\nrepo = \"r\"\ncommit = \"c\"\nwork_dir = \"/w\"\nsubdir = \"s\"\nentrypoint = \"e.sh\"\ninstall = \"i\"\nrun = \"x\"\napproved_list = \"/a.json\"\noverride = \"o\"\nallow_env = [\"A\", \"B\"]\n[measurement]\nevent_log = \"/l\"\n",
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(raw.commit.as_ref().unwrap().line, 3);
+        assert_eq!(raw.allow_env.unwrap().value, ["A", "B"]);
+        assert_eq!(raw.event_log.unwrap().value, "/l");
+        assert_eq!(raw.override_commit.unwrap().value, "o");
+    }
+
+    #[test]
+    fn reject_table() {
+        for (text, expected) in [
+            (
+                "[git]\nbranch = \"main\"\n",
+                vec!["2: unknown key git.branch"],
+            ),
+            ("[gitt]\n", vec!["1: unknown key gitt"]),
+            ("top = 1\n", vec!["1: unknown key top"]),
+            (
+                "[measurement]\nevent_log = \"/l\"\nbackend = \"x\"\n",
+                vec!["3: unknown key measurement.backend"],
+            ),
+            (
+                "[git]\ncommit = 7\n",
+                vec!["2: git.commit must be a string"],
+            ),
+            (
+                "[git]\nallow_env = \"A\"\n",
+                vec!["2: git.allow_env must be an array of strings"],
+            ),
+            ("git = 1\n", vec!["1: git must be a table"]),
+            (
+                "[git]\nrepo = \"a\"\nrepo = \"b\"\n",
+                vec!["3: invalid TOML: duplicate key: `repo`"],
+            ),
+            (
+                "[git]\nrepo = \"a\n",
+                vec!["2: invalid TOML: invalid character in string: `\\n`"],
+            ),
+        ] {
+            assert_eq!(messages(text), expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn reports_every_unknown_key() {
+        assert_eq!(
+            messages("[git]\na = 1\nb = 2\n[other]\n"),
+            vec![
+                "2: unknown key git.a",
+                "3: unknown key git.b",
+                "4: unknown key other"
+            ]
+        );
+    }
+}

@@ -1,0 +1,49 @@
+//! The top-level error: what the user reads and which exit code they get.
+
+use crate::approval::ApprovalError;
+use crate::config::ConfigError;
+use crate::git::GitError;
+use crate::launch::LaunchError;
+use crate::measure::MeasureError;
+
+/// Exit code for success.
+pub const EXIT_OK: i32 = 0;
+/// Exit code for any launcher failure other than usage or config.
+pub const EXIT_FAILURE: i32 = 1;
+/// Exit code for a usage or config error.
+pub const EXIT_USAGE: i32 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Approval(#[from] ApprovalError),
+    #[error(transparent)]
+    Measure(#[from] MeasureError),
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+}
+
+impl Error {
+    #[must_use]
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Usage(_) | Self::Config(_) => EXIT_USAGE,
+            _ => EXIT_FAILURE,
+        }
+    }
+
+    /// One line per problem. Messages carry their cause inline, so this is the whole story.
+    #[must_use]
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            Self::Config(error) => error.lines(),
+            other => vec![other.to_string()],
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Proves the working tree is exactly the commit's tree: every expected path with the right
+//! type, mode and content hash, and nothing else beside `.git`.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::Read as _;
+use std::os::unix::ffi::OsStrExt as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+
+use super::GitError;
+use super::objects::{EntryKind, ObjectHasher, TreeEntry, object_id};
+use crate::digest::ObjectFormat;
+
+/// Checks `root` against `entries`; returns the number of files and symlinks checked.
+pub fn verify(root: &Path, entries: &[TreeEntry], format: ObjectFormat) -> Result<usize, GitError> {
+    let mut checked = 0;
+    for entry in entries {
+        let path = root.join(&entry.path);
+        let mismatch = |detail: &str| GitError::WorktreeMismatch {
+            path: entry.path.clone(),
+            detail: detail.to_owned(),
+        };
+        let meta = fs::symlink_metadata(&path).map_err(|_| mismatch("is missing"))?;
+        let kind = meta.file_type();
+        match entry.kind {
+            EntryKind::Directory => {
+                if !kind.is_dir() {
+                    return Err(mismatch("should be a directory"));
+                }
+            }
+            EntryKind::Submodule => {
+                let empty = kind.is_dir()
+                    && fs::read_dir(&path).is_ok_and(|mut items| items.next().is_none());
+                if !empty {
+                    return Err(mismatch("should be an empty submodule directory"));
+                }
+            }
+            EntryKind::Symlink => {
+                if !kind.is_symlink() {
+                    return Err(mismatch("should be a symlink"));
+                }
+                let target = fs::read_link(&path).map_err(|_| mismatch("unreadable symlink"))?;
+                if object_id(format, "blob", target.as_os_str().as_bytes()) != entry.oid {
+                    return Err(mismatch("symlink target differs from the commit"));
+                }
+                checked += 1;
+            }
+            EntryKind::File { executable } => {
+                if !kind.is_file() {
+                    return Err(mismatch("should be a regular file"));
+                }
+                if (meta.permissions().mode() & 0o100 != 0) != executable {
+                    return Err(mismatch("executable bit differs from the commit"));
+                }
+                if blob_id(&path, meta.len(), format).map_err(|_| mismatch("unreadable"))?
+                    != entry.oid
+                {
+                    return Err(mismatch("content differs from the commit"));
+                }
+                checked += 1;
+            }
+        }
+    }
+    let expected: HashSet<&Path> = entries.iter().map(|e| e.path.as_path()).collect();
+    find_extra(root, Path::new(""), &expected)?;
+    Ok(checked)
+}
+
+fn blob_id(path: &Path, len: u64, format: ObjectFormat) -> std::io::Result<Vec<u8>> {
+    let mut hasher = ObjectHasher::new(format, "blob", len);
+    let mut file = File::open(path)?;
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        total += read as u64;
+        hasher.update(buffer.get(..read).unwrap_or_default());
+    }
+    if total != len {
+        return Err(std::io::Error::other("file changed while hashing"));
+    }
+    Ok(hasher.finish())
+}
+
+/// Walks the tree without following symlinks; any path the commit does not have is an error.
+fn find_extra(root: &Path, relative: &Path, expected: &HashSet<&Path>) -> Result<(), GitError> {
+    let dir = root.join(relative);
+    let unreadable = |path: PathBuf| GitError::WorktreeMismatch {
+        path,
+        detail: "cannot be listed".into(),
+    };
+    for item in fs::read_dir(&dir).map_err(|_| unreadable(relative.to_owned()))? {
+        let item = item.map_err(|_| unreadable(relative.to_owned()))?;
+        let path = relative.join(item.file_name());
+        if relative.as_os_str().is_empty() && item.file_name() == ".git" {
+            continue;
+        }
+        if !expected.contains(path.as_path()) {
+            return Err(GitError::WorktreeMismatch {
+                path,
+                detail: "is not in the commit".into(),
+            });
+        }
+        let is_real_dir = item.file_type().is_ok_and(|t| t.is_dir());
+        if is_real_dir {
+            find_extra(root, &path, expected)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! The pipeline: config → approve → measure → check out → exec.
+
+use std::convert::Infallible;
+use std::fs;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::approval::{Approved, ApprovedCommits, ListStatus};
+use crate::config::{self, ConfigFormat, LaunchConfig, LaunchMode};
+use crate::error::Error;
+use crate::git::{self, VerifiedCheckout};
+use crate::log::Logger;
+use crate::measure::{self, DEFAULT_EVENT_LOG, Event, contract_events};
+use crate::platform::Platform;
+use crate::workload::Workload;
+use crate::workload_env;
+
+/// Inputs that do not come from the config file.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub platform: Platform,
+    pub event_log: Option<PathBuf>,
+    pub format: Option<ConfigFormat>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("{what} {configured} resolves to {resolved}, outside the checkout {root}")]
+    Escapes {
+        what: &'static str,
+        configured: String,
+        resolved: PathBuf,
+        root: PathBuf,
+    },
+    #[error("{what} {path} does not exist in the checkout")]
+    Missing { what: &'static str, path: PathBuf },
+    #[error("{what} {path} is not a {expected}")]
+    WrongType {
+        what: &'static str,
+        path: PathBuf,
+        expected: &'static str,
+    },
+    #[error("bash not found on {}", git::SAFE_PATH)]
+    BashNotFound,
+    #[error("INSTALL_CMD failed ({status}); not starting the workload")]
+    InstallFailed { status: String },
+    #[error("cannot run INSTALL_CMD: {source}")]
+    InstallSpawn { source: std::io::Error },
+    #[error("cannot exec {program}: {source}")]
+    Exec {
+        program: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A config resolved to an approved workload and the events that measure it.
+#[derive(Debug)]
+pub struct Resolved {
+    pub config: LaunchConfig,
+    pub approved: Approved<Workload>,
+    pub list_status: ListStatus,
+    pub events: [Event; 3],
+}
+
+/// Reads and validates the config and selects the approved workload. No side effects.
+pub fn resolve(config_path: &Path, options: &Options, log: &Logger) -> Result<Resolved, Error> {
+    let config = config::load(config_path, options.format)?;
+    let list = ApprovedCommits::load(config.git.approved_list.as_deref(), config.git.commit)?;
+    if let ListStatus::Missing(path) = list.status() {
+        log.warn(&format!(
+            "approved list {} does not exist; using the pinned commit {}",
+            path.display(),
+            config.git.commit
+        ));
+    }
+    let approved = list.approve(config.git.override_commit)?;
+    let events = contract_events(&config.sha256, &approved);
+    Ok(Resolved {
+        config,
+        approved,
+        list_status: list.status().clone(),
+        events,
+    })
+}
+
+/// Resolves, measures, checks out and execs. Returns only on failure.
+pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<Infallible, Error> {
+    let resolved = resolve(config_path, options, log)?;
+    let Resolved {
+        config,
+        approved,
+        events,
+        ..
+    } = resolved;
+    log.info(&format!(
+        "config {} ({} format) sha256:{}",
+        config.path.display(),
+        config.format,
+        config.sha256
+    ));
+    log.info(&format!(
+        "workload {} ({})",
+        approved.value(),
+        approved.selection()
+    ));
+
+    let event_log = options
+        .event_log
+        .clone()
+        .or_else(|| config.event_log.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_EVENT_LOG));
+    // In tee mode without a register backend this fails here, before anything is touched.
+    let mut measurer = measure::backend(options.platform, &event_log)?;
+    if options.platform == Platform::Nontee && Path::new("/dev/tdx_guest").exists() {
+        log.warn("nontee mode inside a TDX guest: nothing is measured into RTMR3, so no quote will show this launch");
+    }
+    let bash = git::find_program("bash").ok_or(LaunchError::BashNotFound)?;
+
+    let [config_event, workload_event, ready_event] = events;
+    for event in [&config_event, &workload_event] {
+        measurer.measure(event)?;
+        log.info(&format!(
+            "measured {} into {}",
+            event.name,
+            measurer.describe()
+        ));
+    }
+
+    let spec = &config.git;
+    let checkout = git::checkout(&spec.repo_url, &spec.work_dir, &approved, log)?;
+    let target = match &spec.subdir {
+        Some(subdir) => inside(
+            &checkout,
+            &checkout.root.join(subdir.as_path()),
+            "REPO_SUBDIR",
+            &subdir.to_string(),
+        )?,
+        None => checkout.root.clone(),
+    };
+    require_kind(&target, "REPO_SUBDIR", true)?;
+
+    let env = workload_env::filter(std::env::vars_os(), &spec.allow_env);
+    for name in &env.dropped {
+        log.warn(&format!(
+            "not passing {name} to the workload (it changes what a loader or shell runs; allow it with ALLOW_ENV / git.allow_env)"
+        ));
+    }
+    let workload_command = |args: &[&std::ffi::OsStr]| {
+        let mut command = Command::new(&bash);
+        command
+            .args(args)
+            .current_dir(&target)
+            .env_clear()
+            .envs(env.vars.iter().map(|(k, v)| (k, v)));
+        command
+    };
+
+    let mut command = match &spec.launch {
+        LaunchMode::Entrypoint(entry) => {
+            let resolved = inside(
+                &checkout,
+                &target.join(entry.as_path()),
+                "ENTRYPOINT_SCRIPT",
+                &entry.to_string(),
+            )?;
+            require_kind(&resolved, "ENTRYPOINT_SCRIPT", false)?;
+            log.info(&format!("launching: bash {entry} in {}", target.display()));
+            workload_command(&[entry.as_path().as_os_str()])
+        }
+        LaunchMode::Commands { install, run } => {
+            if let Some(install) = install {
+                log.info(&format!("running INSTALL_CMD in {}", target.display()));
+                let status = workload_command(&["-c".as_ref(), install.as_ref()])
+                    .status()
+                    .map_err(|source| LaunchError::InstallSpawn { source })?;
+                if !status.success() {
+                    return Err(LaunchError::InstallFailed {
+                        status: status.to_string(),
+                    }
+                    .into());
+                }
+            }
+            log.info(&format!(
+                "launching: bash -c RUN_CMD in {}",
+                target.display()
+            ));
+            workload_command(&["-c".as_ref(), run.as_ref()])
+        }
+    };
+
+    measurer.measure(&ready_event)?;
+    log.info(&format!(
+        "measured {} into {}",
+        ready_event.name,
+        measurer.describe()
+    ));
+    let source = command.exec();
+    Err(LaunchError::Exec {
+        program: bash,
+        source,
+    }
+    .into())
+}
+
+/// Resolves symlinks in `path` and requires the result inside the checkout, outside `.git`.
+fn inside(
+    checkout: &VerifiedCheckout,
+    path: &Path,
+    what: &'static str,
+    configured: &str,
+) -> Result<PathBuf, LaunchError> {
+    let resolved = fs::canonicalize(path).map_err(|_| LaunchError::Missing {
+        what,
+        path: path.to_owned(),
+    })?;
+    let in_git_dir = resolved.starts_with(checkout.root.join(".git"));
+    if !resolved.starts_with(&checkout.root) || in_git_dir {
+        return Err(LaunchError::Escapes {
+            what,
+            configured: configured.to_owned(),
+            resolved,
+            root: checkout.root.clone(),
+        });
+    }
+    Ok(resolved)
+}
+
+fn require_kind(path: &Path, what: &'static str, directory: bool) -> Result<(), LaunchError> {
+    let meta = fs::metadata(path).map_err(|_| LaunchError::Missing {
+        what,
+        path: path.to_owned(),
+    })?;
+    let ok = if directory {
+        meta.is_dir()
+    } else {
+        meta.is_file()
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(LaunchError::WrongType {
+            what,
+            path: path.to_owned(),
+            expected: if directory {
+                "directory"
+            } else {
+                "regular file"
+            },
+        })
+    }
+}

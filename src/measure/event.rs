@@ -1,0 +1,133 @@
+//! RTMR3 events: the launcher's measurement contract and dstack's v1 event digest.
+
+use sha2::{Digest as _, Sha384};
+
+use crate::approval::Approved;
+use crate::digest::Sha256Digest;
+use crate::hex;
+use crate::workload::Workload;
+
+/// dstack's event type for runtime (RTMR3) events.
+pub const EVENT_TYPE: u32 = 0x0800_0001;
+
+/// Event names of the measurement contract, in the order they are measured.
+pub const CONFIG_EVENT: &str = "trusted-launcher.config";
+pub const WORKLOAD_EVENT: &str = "trusted-launcher.workload";
+pub const READY_EVENT: &str = "trusted-launcher.ready";
+
+/// One runtime event: a name and raw payload bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub name: String,
+    pub payload: Vec<u8>,
+}
+
+impl Event {
+    #[must_use]
+    pub fn new(name: &str, payload: impl Into<Vec<u8>>) -> Self {
+        Self {
+            name: name.to_owned(),
+            payload: payload.into(),
+        }
+    }
+
+    /// v1 digest, what every deployed dstack computes:
+    /// `SHA384(le_u32(0x08000001) || ":" || name || ":" || payload)`.
+    #[must_use]
+    pub fn digest(&self) -> [u8; 48] {
+        let mut hasher = Sha384::new();
+        hasher.update(EVENT_TYPE.to_le_bytes());
+        hasher.update(b":");
+        hasher.update(self.name.as_bytes());
+        hasher.update(b":");
+        hasher.update(&self.payload);
+        hasher.finalize().into()
+    }
+}
+
+/// The three events of the contract, in order. Only an approved workload can be measured.
+#[must_use]
+pub fn contract_events(config_sha256: &Sha256Digest, workload: &Approved<Workload>) -> [Event; 3] {
+    [
+        Event::new(CONFIG_EVENT, format!("sha256:{config_sha256}")),
+        Event::new(WORKLOAD_EVENT, workload.value().identity()),
+        Event::new(READY_EVENT, Vec::new()),
+    ]
+}
+
+/// `acc = SHA384(acc || digest)` over the digests, from 48 zero bytes.
+#[must_use]
+pub fn replay<'a>(digests: impl IntoIterator<Item = &'a [u8; 48]>) -> [u8; 48] {
+    digests.into_iter().fold([0u8; 48], |acc, digest| {
+        let mut hasher = Sha384::new();
+        hasher.update(acc);
+        hasher.update(digest);
+        hasher.finalize().into()
+    })
+}
+
+/// Hex of a digest, for logs and JSON.
+#[must_use]
+pub fn digest_hex(digest: &[u8; 48]) -> String {
+    hex::encode(digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Real data: NEAR's public attestation (tests/fixtures/near-mpc_public_data.json). Every
+    /// RTMR3 digest in its log recomputes from name and payload, the replay equals its RTMR3,
+    /// and the last event is `mpc-image-digest` with the 32 raw image-digest bytes.
+    #[test]
+    fn reproduces_real_dstack_event_digests_and_rtmr3() {
+        let text = include_str!("../../tests/fixtures/near-mpc_public_data.json");
+        let data: serde_json::Value = serde_json::from_str(text).unwrap();
+        let tcb = &data["tee_participant_info"]["Dstack"]["tcb_info"];
+        let mut digests = Vec::new();
+        for entry in tcb["event_log"].as_array().unwrap() {
+            if entry["imr"] != 3 {
+                continue;
+            }
+            let payload = entry["event_payload"].as_str().unwrap();
+            let payload: Vec<u8> = (0..payload.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&payload[i..i + 2], 16).unwrap())
+                .collect();
+            let event = Event::new(entry["event"].as_str().unwrap(), payload);
+            assert_eq!(
+                digest_hex(&event.digest()),
+                entry["digest"],
+                "{}",
+                event.name
+            );
+            digests.push(event.digest());
+        }
+        assert_eq!(digest_hex(&replay(&digests)), tcb["rtmr3"]);
+
+        let image: [u8; 32] =
+            hex::decode_exact("564a5aebc33495d5610626d23cb9e3da8e9d531d0edff9e38aa1ccaf059c15d3")
+                .unwrap();
+        assert_eq!(
+            digest_hex(&Event::new("mpc-image-digest", image.to_vec()).digest()),
+            "0405a5706797115cdcccb66841205179fa5c2d989ad42fee2e2fab4c5b52bb6d9aa9bf8a86755d37e8566fdaabebc468"
+        );
+    }
+
+    #[test]
+    fn contract_events_have_fixed_names_payloads_and_order() {
+        let config = Sha256Digest::of(b"REPO_URL=x\n");
+        let commit = crate::digest::CommitId::parse(&"ab".repeat(20)).unwrap();
+        let list = crate::approval::ApprovedCommits::load(None, commit).unwrap();
+        let events = contract_events(&config, &list.approve(None).unwrap());
+        assert_eq!(events[0].name, "trusted-launcher.config");
+        assert_eq!(events[0].payload, format!("sha256:{config}").into_bytes());
+        assert_eq!(events[1].name, "trusted-launcher.workload");
+        assert_eq!(
+            events[1].payload,
+            format!("git:{}", "ab".repeat(20)).into_bytes()
+        );
+        assert_eq!(events[2].name, "trusted-launcher.ready");
+        assert!(events[2].payload.is_empty());
+    }
+}
