@@ -1,13 +1,14 @@
 //! The pipeline: config → approve → measure → check out → exec.
 
 use std::convert::Infallible;
+use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::approval::{Approved, ApprovedCommits, ListStatus};
-use crate::config::{self, ConfigFormat, LaunchConfig, LaunchMode};
+use crate::config::{self, ConfigFormat, GitSpec, LaunchConfig, LaunchMode};
 use crate::error::Error;
 use crate::git::{self, VerifiedCheckout};
 use crate::log::Logger;
@@ -86,13 +87,12 @@ pub fn resolve(config_path: &Path, options: &Options, log: &Logger) -> Result<Re
 
 /// Resolves, measures, checks out and execs. Returns only on failure.
 pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<Infallible, Error> {
-    let resolved = resolve(config_path, options, log)?;
     let Resolved {
         config,
         approved,
         events,
         ..
-    } = resolved;
+    } = resolve(config_path, options, log)?;
     log.info(&format!(
         "config {} ({} format) sha256:{}",
         config.path.display(),
@@ -128,10 +128,50 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<Infall
     }
 
     let spec = &config.git;
-    let checkout = git::checkout(&spec.repo_url, &spec.work_dir, &approved, log)?;
+    let repo_url = absolute_repo_url(&spec.repo_url);
+    let checkout = git::checkout(&repo_url, &spec.work_dir, &approved, log)?;
+    let mut command = workload_command(spec, &checkout, &bash, log)?;
+
+    measurer.measure(&ready_event)?;
+    log.info(&format!(
+        "measured {} into {}",
+        ready_event.name,
+        measurer.describe()
+    ));
+    let source = command.exec();
+    Err(LaunchError::Exec {
+        program: bash,
+        source,
+    }
+    .into())
+}
+
+/// A relative local path is resolved against the launcher's working directory, as
+/// `git clone` does; URLs and absolute paths are used as written.
+fn absolute_repo_url(url: &str) -> String {
+    let scp_like = url
+        .find(':')
+        .is_some_and(|colon| url.find('/').is_none_or(|slash| colon < slash));
+    if url.contains("://") || scp_like || Path::new(url).is_absolute() {
+        return url.to_owned();
+    }
+    std::env::current_dir().map_or_else(
+        |_| url.to_owned(),
+        |cwd| cwd.join(url).to_string_lossy().into_owned(),
+    )
+}
+
+/// Resolves the target directory and entry inside the verified checkout, runs `INSTALL_CMD`
+/// if any, and returns the command to exec with the filtered environment.
+fn workload_command(
+    spec: &GitSpec,
+    checkout: &VerifiedCheckout,
+    bash: &Path,
+    log: &Logger,
+) -> Result<Command, Error> {
     let target = match &spec.subdir {
         Some(subdir) => inside(
-            &checkout,
+            checkout,
             &checkout.root.join(subdir.as_path()),
             "REPO_SUBDIR",
             &subdir.to_string(),
@@ -146,8 +186,8 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<Infall
             "not passing {name} to the workload (it changes what a loader or shell runs; allow it with ALLOW_ENV / git.allow_env)"
         ));
     }
-    let workload_command = |args: &[&std::ffi::OsStr]| {
-        let mut command = Command::new(&bash);
+    let bash_with = |args: &[&OsStr]| {
+        let mut command = Command::new(bash);
         command
             .args(args)
             .current_dir(&target)
@@ -156,22 +196,22 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<Infall
         command
     };
 
-    let mut command = match &spec.launch {
+    match &spec.launch {
         LaunchMode::Entrypoint(entry) => {
             let resolved = inside(
-                &checkout,
+                checkout,
                 &target.join(entry.as_path()),
                 "ENTRYPOINT_SCRIPT",
                 &entry.to_string(),
             )?;
             require_kind(&resolved, "ENTRYPOINT_SCRIPT", false)?;
             log.info(&format!("launching: bash {entry} in {}", target.display()));
-            workload_command(&[entry.as_path().as_os_str()])
+            Ok(bash_with(&[entry.as_path().as_os_str()]))
         }
         LaunchMode::Commands { install, run } => {
             if let Some(install) = install {
                 log.info(&format!("running INSTALL_CMD in {}", target.display()));
-                let status = workload_command(&["-c".as_ref(), install.as_ref()])
+                let status = bash_with(&["-c".as_ref(), install.as_ref()])
                     .status()
                     .map_err(|source| LaunchError::InstallSpawn { source })?;
                 if !status.success() {
@@ -185,22 +225,9 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<Infall
                 "launching: bash -c RUN_CMD in {}",
                 target.display()
             ));
-            workload_command(&["-c".as_ref(), run.as_ref()])
+            Ok(bash_with(&["-c".as_ref(), run.as_ref()]))
         }
-    };
-
-    measurer.measure(&ready_event)?;
-    log.info(&format!(
-        "measured {} into {}",
-        ready_event.name,
-        measurer.describe()
-    ));
-    let source = command.exec();
-    Err(LaunchError::Exec {
-        program: bash,
-        source,
     }
-    .into())
 }
 
 /// Resolves symlinks in `path` and requires the result inside the checkout, outside `.git`.
@@ -248,5 +275,32 @@ fn require_kind(path: &Path, what: &'static str, directory: bool) -> Result<(), 
                 "regular file"
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_urls_resolve_like_git_clone() {
+        for url in [
+            "https://h/r.git",
+            "git@h:o/r.git",
+            "h:r",
+            "/abs/r.git",
+            "file:///r",
+        ] {
+            assert_eq!(absolute_repo_url(url), url);
+        }
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            absolute_repo_url("examples/r.bundle"),
+            cwd.join("examples/r.bundle").to_string_lossy()
+        );
+        assert_eq!(
+            absolute_repo_url("./a:b"),
+            cwd.join("./a:b").to_string_lossy()
+        );
     }
 }
