@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "trusted-launcher",
     version,
     about = "Start exactly the approved workload inside a TEE, measure it into RTMR3, and exec it",
-    args_conflicts_with_subcommands = true,
+    override_usage = "trusted-launcher [OPTIONS] [CONFIG]\n       trusted-launcher [OPTIONS] <COMMAND>",
     after_help = "`trusted-launcher CONFIG` is the same as `trusted-launcher run CONFIG` (a drop-in for git-launcher).\n\
 Exit codes: 0 success, 2 usage or config error, 1 any other launcher failure; after exec, the workload's own."
 )]
@@ -18,11 +18,13 @@ pub struct Cli {
     pub global: GlobalArgs,
 
     #[command(subcommand)]
-    pub command: Option<Command>,
-
-    /// Config file for `run` [default: /etc/trusted-launcher/config.toml]
-    pub config: Option<PathBuf>,
+    pub command: Command,
 }
+
+/// Names of the subcommands, and the options that take a value: what the bare
+/// `trusted-launcher [OPTIONS] CONFIG` form is rewritten around (see `bare_form_as_run`).
+pub const SUBCOMMANDS: &[&str] = &["run", "plan", "help"];
+pub const VALUE_OPTIONS: &[&str] = &["--platform", "--event-log", "--log-format", "--format"];
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {

@@ -37,6 +37,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    let args = bare_form_as_run(args.into_iter().map(Into::into).collect());
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(error) => {
@@ -75,7 +76,7 @@ fn dispatch(cli: Cli, log: &Logger) -> Result<(), Error> {
     let config_or_default =
         |config: Option<PathBuf>| config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
     match cli.command {
-        Some(Command::Plan { config, json }) => {
+        Command::Plan { config, json } => {
             let resolved = launch::resolve(&config_or_default(config), &options, log)?;
             let text = plan::render(&resolved, json);
             std::io::stdout()
@@ -83,11 +84,38 @@ fn dispatch(cli: Cli, log: &Logger) -> Result<(), Error> {
                 .write_all(text.as_bytes())
                 .map_err(|e| Error::Usage(format!("cannot write plan to stdout: {e}")))
         }
-        Some(Command::Run { config }) => {
-            match launch::run(&config_or_default(config), &options, log)? {}
-        }
-        None => match launch::run(&config_or_default(cli.config), &options, log)? {},
+        Command::Run { config } => match launch::run(&config_or_default(config), &options, log)? {},
     }
+}
+
+/// `trusted-launcher [OPTIONS] [CONFIG]` (git-launcher's form) means `run`: inserts `run`
+/// before the first positional argument unless it names a subcommand. Help and version
+/// requests are left alone.
+fn bare_form_as_run(mut args: Vec<OsString>) -> Vec<OsString> {
+    let wants_info = args
+        .iter()
+        .skip(1)
+        .any(|a| ["-h", "--help", "-V", "--version"].contains(&a.to_string_lossy().as_ref()));
+    let mut index = 1;
+    while let Some(arg) = args.get(index) {
+        let text = arg.to_string_lossy();
+        if text == "--" || !text.starts_with('-') {
+            if cli::SUBCOMMANDS.contains(&text.as_ref()) {
+                return args;
+            }
+            break;
+        }
+        index += if cli::VALUE_OPTIONS.contains(&text.as_ref()) {
+            2
+        } else {
+            1
+        };
+    }
+    if index >= args.len() && wants_info {
+        return args;
+    }
+    args.insert(index.min(args.len()), OsString::from("run"));
+    args
 }
 
 /// `--platform` wins over `PLATFORM`; both are case-insensitive; `tee` by default.
@@ -107,4 +135,49 @@ fn platform(flag: Option<&str>) -> Result<Platform, Error> {
             "invalid {source} value {value:?} (expected tee or nontee)"
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewrite(args: &[&str]) -> Vec<String> {
+        bare_form_as_run(args.iter().map(OsString::from).collect())
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn bare_form_becomes_run() {
+        for (input, expected) in [
+            (&["tl"][..], &["tl", "run"][..]),
+            (&["tl", "c.conf"], &["tl", "run", "c.conf"]),
+            (
+                &["tl", "--platform", "nontee", "c.conf"],
+                &["tl", "--platform", "nontee", "run", "c.conf"],
+            ),
+            (
+                &["tl", "--platform=nontee", "c.conf"],
+                &["tl", "--platform=nontee", "run", "c.conf"],
+            ),
+            (
+                &["tl", "--platform", "nontee"],
+                &["tl", "--platform", "nontee", "run"],
+            ),
+            (&["tl", "plan", "c.conf"], &["tl", "plan", "c.conf"]),
+            (
+                &["tl", "--format", "line", "run", "c"],
+                &["tl", "--format", "line", "run", "c"],
+            ),
+            (&["tl", "--help"], &["tl", "--help"]),
+            (&["tl", "-V"], &["tl", "-V"]),
+            (
+                &["tl", "--", "-weird.conf"],
+                &["tl", "run", "--", "-weird.conf"],
+            ),
+        ] {
+            assert_eq!(rewrite(input), expected, "{input:?}");
+        }
+    }
 }
