@@ -6,11 +6,11 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::capped_read::{CappedReadError, read_capped};
 use crate::digest::CommitId;
 use crate::workload::Workload;
 
@@ -114,7 +114,7 @@ impl ApprovedCommits {
         let Some(path) = list else {
             return Ok(pinned_only(ListStatus::NotConfigured));
         };
-        let bytes = match read_capped(path) {
+        let bytes = match read_list(path) {
             Err(ApprovalError::Read { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound =>
             {
@@ -180,23 +180,17 @@ impl ApprovedCommits {
     }
 }
 
-fn read_capped(path: &Path) -> Result<Vec<u8>, ApprovalError> {
-    let read_error = |source| ApprovalError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(read_error)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_LIST_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_error)?;
-    if bytes.len() as u64 > MAX_LIST_BYTES {
-        return Err(ApprovalError::TooLarge {
+fn read_list(path: &Path) -> Result<Vec<u8>, ApprovalError> {
+    read_capped(path, MAX_LIST_BYTES).map_err(|error| match error {
+        CappedReadError::Io(source) => ApprovalError::Read {
+            path: path.to_owned(),
+            source,
+        },
+        CappedReadError::TooLarge => ApprovalError::TooLarge {
             path: path.to_owned(),
             max: MAX_LIST_BYTES,
-        });
-    }
-    Ok(bytes)
+        },
+    })
 }
 
 fn parse_list(path: &Path, bytes: &[u8]) -> Result<Vec<CommitId>, ApprovalError> {

@@ -4,6 +4,7 @@
 //! chooses exit codes.
 
 pub mod approval;
+pub mod capped_read;
 pub mod cli;
 pub mod config;
 pub mod digest;

@@ -135,11 +135,7 @@ mod tests {
     use super::*;
 
     fn messages(text: &str) -> Vec<String> {
-        parse(text)
-            .1
-            .iter()
-            .map(|p| format!("{}: {}", p.line.unwrap_or(0), p.kind))
-            .collect()
+        super::super::problem::render(&parse(text).1)
     }
 
     #[test]

@@ -11,13 +11,13 @@ mod relative_path;
 mod toml;
 
 use std::fmt;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 pub use problem::{Problem, ProblemKind};
 pub use raw::RawConfig;
 pub use relative_path::RelativePath;
 
+use crate::capped_read::{CappedReadError, read_capped};
 use crate::digest::{CommitId, Sha256Digest};
 use raw::{KeyNames, Located};
 
@@ -147,7 +147,7 @@ impl ConfigError {
 
 /// Reads, parses and validates a config file.
 pub fn load(path: &Path, explicit: Option<ConfigFormat>) -> Result<LaunchConfig, ConfigError> {
-    let bytes = read_capped(path)?;
+    let bytes = read_config(path)?;
     let text = std::str::from_utf8(&bytes).map_err(|_| ConfigError::NotUtf8 {
         path: path.to_owned(),
     })?;
@@ -190,23 +190,17 @@ pub fn load(path: &Path, explicit: Option<ConfigFormat>) -> Result<LaunchConfig,
     }
 }
 
-fn read_capped(path: &Path) -> Result<Vec<u8>, ConfigError> {
-    let read_error = |source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(read_error)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_CONFIG_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_error)?;
-    if bytes.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(ConfigError::TooLarge {
+fn read_config(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    read_capped(path, MAX_CONFIG_BYTES).map_err(|error| match error {
+        CappedReadError::Io(source) => ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        },
+        CappedReadError::TooLarge => ConfigError::TooLarge {
             path: path.to_owned(),
             max: MAX_CONFIG_BYTES,
-        });
-    }
-    Ok(bytes)
+        },
+    })
 }
 
 /// Checks every field; returns `None` (with problems recorded) if anything is wrong.

@@ -128,6 +128,15 @@ pub fn line_of(text: &str, offset: usize) -> usize {
         .map_or(1, |before| before.split(|&b| b == b'\n').count())
 }
 
+/// `line: message` for each problem, as the parsers' tests compare them.
+#[cfg(test)]
+pub fn render(problems: &[Problem]) -> Vec<String> {
+    problems
+        .iter()
+        .map(|p| format!("{}: {}", p.line.unwrap_or(0), p.kind))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
