@@ -1,6 +1,14 @@
 //! The command-line contract: config rejects, help, platform selection, `plan`, and that no
 //! bad input panics, measures or executes anything.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 use std::process::Command;
@@ -275,7 +283,7 @@ fn plan_json_digests_match_an_independent_sha384() {
     ];
     for ((event, name), payload) in events.iter().zip(names).zip(&expected_payloads) {
         assert_eq!(event["event"], name);
-        let payload_hex: String = payload.bytes().map(|b| format!("{b:02x}")).collect();
+        let payload_hex = common::hex(payload.as_bytes());
         assert_eq!(event["event_payload"], payload_hex);
         let digest = python(&format!(
             "import hashlib,struct;print(hashlib.sha384(struct.pack('<I',0x08000001)+b':'+{name:?}.encode()+b':'+bytes.fromhex({payload_hex:?})).hexdigest())"

@@ -1,5 +1,13 @@
 //! git-launcher parity: every behaviour of DESIGN §7 against the real binary and real git.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 use std::fs;
@@ -323,7 +331,7 @@ fn approved_list_selects_newest_or_listed_override() {
         .stderr_has("newest entry of the approved list");
     assert_eq!(
         fx.events()[1]["event_payload"],
-        common_hex(&format!("git:{newest}"))
+        common::hex(format!("git:{newest}").as_bytes())
     );
 
     let config = fx.line_config(
@@ -379,8 +387,4 @@ fn missing_approved_list_falls_back_to_pinned_and_malformed_fails() {
             .fails(1, "approved list");
         assert_eq!(fx.events().len(), before);
     }
-}
-
-fn common_hex(text: &str) -> String {
-    text.bytes().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,6 +1,13 @@
 //! Test harness: fixture repositories built with real git in a temp dir, and a builder that
 //! runs the real `trusted-launcher` binary with a controlled environment.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -319,4 +326,13 @@ impl Run {
 /// An entry script that proves which commit ran: prints a marker and the working directory.
 pub fn entry(marker: &str) -> String {
     format!("echo \"RAN {marker} in $(pwd)\"\n")
+}
+
+/// Lowercase hex of `bytes`, written independently of the crate's own encoder.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
