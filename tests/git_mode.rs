@@ -388,3 +388,21 @@ fn missing_approved_list_falls_back_to_pinned_and_malformed_fails() {
         assert_eq!(fx.events().len(), before);
     }
 }
+
+#[test]
+fn line_format_quotes_comments_and_indentation() {
+    let fx = Fixture::new();
+    let sha = fx.commit(&[Item::File("my app/run me.sh", &entry("quoted"))]);
+    let text = format!(
+        "# launcher config\n\n  REPO_URL=\"{}\"\n\tCOMMIT_SHA='{sha}'\nWORK_DIR={}\nREPO_SUBDIR=\"my app\"\nENTRYPOINT_SCRIPT='run me.sh'\n   # indented comment\n",
+        fx.url(),
+        fx.work_dir().display()
+    );
+    let config = fx.write("quoted.conf", &text);
+    fx.launcher()
+        .arg(config.to_str().unwrap())
+        .run()
+        .success()
+        .stdout_has("RAN quoted in ")
+        .stdout_has("/my app");
+}
