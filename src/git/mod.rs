@@ -83,7 +83,7 @@ pub enum GitError {
     ObjectStream { detail: String },
     #[error("HEAD is {actual}, expected {expected}")]
     HeadMismatch { expected: String, actual: String },
-    #[error("working tree does not match the commit: {} {detail}", path.display())]
+    #[error("working tree does not match the commit: {} {detail} (if this persists, the reused object store is corrupt: remove WORK_DIR to start clean)", path.display())]
     WorktreeMismatch { path: PathBuf, detail: String },
 }
 

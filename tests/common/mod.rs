@@ -14,9 +14,14 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_trusted-launcher");
+
+/// Longest any single launcher run may take in a test.
+pub const RUN_LIMIT: Duration = Duration::from_secs(120);
 
 /// Runs git in `dir` with a fixed identity and dates, ignoring the host's config.
 pub fn git(dir: &Path, args: &[&str]) -> String {
@@ -239,12 +244,34 @@ impl Launcher {
         command
     }
 
+    /// Runs to completion, killing the launcher if it outlives [`RUN_LIMIT`]: a hang is a
+    /// failed test, not a stuck CI job.
     pub fn run(&self) -> Run {
-        let output: Output = self.command().output().expect("spawn trusted-launcher");
+        let mut child = self
+            .command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn trusted-launcher");
+        let stdout = drain(child.stdout.take().unwrap());
+        let stderr = drain(child.stderr.take().unwrap());
+        let deadline = Instant::now() + RUN_LIMIT;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("trusted-launcher ran longer than {RUN_LIMIT:?}");
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
         let run = Run {
-            status: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            status: status.code(),
+            stdout: String::from_utf8_lossy(&stdout.join().unwrap()).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr.join().unwrap()).into_owned(),
         };
         assert!(
             !run.stderr.contains("panicked"),
@@ -334,5 +361,13 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().fold(String::new(), |mut out, b| {
         let _ = write!(out, "{b:02x}");
         out
+    })
+}
+
+fn drain(mut pipe: impl std::io::Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
     })
 }
