@@ -24,7 +24,15 @@ pub struct Cli {
 /// Names of the subcommands, and the options that take a value: what the bare
 /// `trusted-launcher [OPTIONS] CONFIG` form is rewritten around (see `bare_form_as_run`).
 pub const SUBCOMMANDS: &[&str] = &["run", "plan", "help"];
-pub const VALUE_OPTIONS: &[&str] = &["--platform", "--event-log", "--log-format", "--format"];
+pub const VALUE_OPTIONS: &[&str] = &[
+    "--platform",
+    "--event-log",
+    "--log-format",
+    "--format",
+    "--measurement-backend",
+    "--dstack-socket",
+    "--rtmr3-path",
+];
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
@@ -39,6 +47,26 @@ pub struct GlobalArgs {
     /// Format of the launcher's own log on stderr
     #[arg(long, global = true, value_enum, default_value_t = LogFormatArg::Text)]
     pub log_format: LogFormatArg,
+
+    /// Where tee mode measures [default: auto: the dstack agent, else the kernel's RTMR3 file]
+    #[arg(long, global = true, value_enum)]
+    pub measurement_backend: Option<BackendArg>,
+
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        help = "dstack guest-agent socket [default: $DSTACK_SIMULATOR_ENDPOINT, else the first of /var/run/dstack.sock, /run/dstack.sock, /var/run/dstack/dstack.sock, /run/dstack/dstack.sock]"
+    )]
+    pub dstack_socket: Option<PathBuf>,
+
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        help = "The kernel's RTMR3 measurement file, for tdx-sysfs [default: /sys/devices/virtual/misc/tdx_guest/measurements/rtmr3:sha384]"
+    )]
+    pub rtmr3_path: Option<PathBuf>,
 
     /// Config format [default: `.toml` extension, else by content]
     #[arg(long, global = true, value_enum)]
@@ -66,6 +94,14 @@ pub enum Command {
 pub enum LogFormatArg {
     Text,
     Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum BackendArg {
+    Auto,
+    Dstack,
+    TdxSysfs,
+    Local,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -28,6 +28,21 @@ pub fn decode_exact<const N: usize>(text: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
+/// Decodes lowercase hex of any even length (payloads).
+#[must_use]
+pub fn decode(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    text.as_bytes()
+        .chunks_exact(2)
+        .map(|pair| match pair {
+            [high, low] => Some((nibble(*high)? << 4) | nibble(*low)?),
+            _ => None,
+        })
+        .collect()
+}
+
 fn nibble(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
@@ -44,6 +59,15 @@ mod tests {
     fn round_trip() {
         assert_eq!(encode(&[0x00, 0xab, 0xff]), "00abff");
         assert_eq!(decode_exact::<3>("00abff"), Some([0x00, 0xab, 0xff]));
+    }
+
+    #[test]
+    fn decodes_any_even_length() {
+        assert_eq!(decode(""), Some(vec![]));
+        assert_eq!(decode("00ff10"), Some(vec![0, 255, 16]));
+        assert_eq!(decode("0"), None);
+        assert_eq!(decode("0G"), None);
+        assert_eq!(decode("FF"), None);
     }
 
     #[test]

@@ -8,11 +8,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::approval::{Approved, ApprovedCommits, ListStatus};
-use crate::config::{self, ConfigFormat, GitSpec, LaunchConfig, LaunchMode};
+use crate::config::{self, ConfigFormat, GitSpec, LaunchConfig, LaunchMode, MeasurementSpec};
 use crate::error::Error;
 use crate::git::{self, VerifiedCheckout};
 use crate::log::Logger;
-use crate::measure::{self, DEFAULT_EVENT_LOG, Event, contract_events};
+use crate::measure::tdx_sysfs::DEFAULT_RTMR3_PATH;
+use crate::measure::{
+    self, BackendChoice, DEFAULT_EVENT_LOG, Event, MeasureError, MeasureSettings, Session,
+    contract_events,
+};
 use crate::platform::Platform;
 use crate::workload::Workload;
 use crate::workload_env;
@@ -22,6 +26,9 @@ use crate::workload_env;
 pub struct Options {
     pub platform: Platform,
     pub event_log: Option<PathBuf>,
+    pub backend: Option<BackendChoice>,
+    pub dstack_socket: Option<PathBuf>,
+    pub rtmr3_path: Option<PathBuf>,
     pub format: Option<ConfigFormat>,
 }
 
@@ -105,45 +112,62 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<Infall
         approved.selection()
     ));
 
-    let event_log = options
-        .event_log
-        .clone()
-        .or_else(|| config.event_log.clone())
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_EVENT_LOG));
-    // In tee mode without a register backend this fails here, before anything is touched.
-    let mut measurer = measure::backend(options.platform, &event_log)?;
+    let settings = measure_settings(options, &config.measurement);
+    // A backend that cannot serve the platform fails here, before anything is touched.
+    let backend = measure::backend(&settings, log).map_err(usage_if_pairing)?;
     if options.platform == Platform::Nontee && Path::new("/dev/tdx_guest").exists() {
-        log.warn("nontee mode inside a TDX guest: nothing is measured into RTMR3, so no quote will show this launch");
+        log.warn(
+            "nontee mode inside a TDX guest: nothing is measured into RTMR3, so no quote will show this launch",
+        );
     }
     let bash = git::find_program("bash").ok_or(LaunchError::BashNotFound)?;
 
-    let [config_event, workload_event, ready_event] = events;
-    for event in [&config_event, &workload_event] {
-        measurer.measure(event)?;
-        log.info(&format!(
-            "measured {} into {}",
-            event.name,
-            measurer.describe()
-        ));
-    }
+    let mut session = Session::start(backend, events, log)?;
+    session.measure_until(2, log)?;
 
     let spec = &config.git;
     let repo_url = absolute_repo_url(&spec.repo_url);
     let checkout = git::checkout(&repo_url, &spec.work_dir, &approved, log)?;
     let mut command = workload_command(spec, &checkout, &bash, log)?;
 
-    measurer.measure(&ready_event)?;
-    log.info(&format!(
-        "measured {} into {}",
-        ready_event.name,
-        measurer.describe()
-    ));
+    session.measure_until(3, log)?;
     let source = command.exec();
     Err(LaunchError::Exec {
         program: bash,
         source,
     }
     .into())
+}
+
+/// Command-line flags win over the config's `[measurement]`.
+fn measure_settings(options: &Options, spec: &MeasurementSpec) -> MeasureSettings {
+    MeasureSettings {
+        platform: options.platform,
+        backend: options.backend.or(spec.backend),
+        dstack_socket: options
+            .dstack_socket
+            .clone()
+            .or_else(|| spec.dstack_socket.clone()),
+        rtmr3_path: options
+            .rtmr3_path
+            .clone()
+            .or_else(|| spec.rtmr3_path.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_RTMR3_PATH)),
+        event_log: options
+            .event_log
+            .clone()
+            .or_else(|| spec.event_log.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_EVENT_LOG)),
+    }
+}
+
+/// A backend paired with the wrong platform is a usage error (exit 2), not a failure.
+fn usage_if_pairing(error: MeasureError) -> Error {
+    if error.is_usage() {
+        Error::Usage(error.to_string())
+    } else {
+        error.into()
+    }
 }
 
 /// A relative local path is resolved against the launcher's working directory, as

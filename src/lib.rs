@@ -16,6 +16,7 @@ pub mod log;
 pub mod measure;
 pub mod plan;
 pub mod platform;
+pub mod tdx_quote;
 pub mod workload;
 pub mod workload_env;
 
@@ -25,11 +26,12 @@ use std::path::PathBuf;
 
 use clap::Parser as _;
 
-use cli::{Cli, Command, ConfigFormatArg, LogFormatArg};
+use cli::{BackendArg, Cli, Command, ConfigFormatArg, LogFormatArg};
 use config::{ConfigFormat, DEFAULT_CONFIG_PATH};
 use error::{EXIT_OK, EXIT_USAGE, Error};
 use launch::Options;
 use log::{LogFormat, Logger};
+use measure::BackendChoice;
 use platform::Platform;
 
 /// Runs the command line and returns the process exit code.
@@ -69,6 +71,14 @@ fn dispatch(cli: Cli, log: &Logger) -> Result<(), Error> {
     let options = Options {
         platform: platform(cli.global.platform.as_deref())?,
         event_log: cli.global.event_log,
+        backend: cli.global.measurement_backend.map(|b| match b {
+            BackendArg::Auto => BackendChoice::Auto,
+            BackendArg::Dstack => BackendChoice::Dstack,
+            BackendArg::TdxSysfs => BackendChoice::TdxSysfs,
+            BackendArg::Local => BackendChoice::Local,
+        }),
+        dstack_socket: cli.global.dstack_socket,
+        rtmr3_path: cli.global.rtmr3_path,
         format: cli.global.format.map(|f| match f {
             ConfigFormatArg::Line => ConfigFormat::Line,
             ConfigFormatArg::Toml => ConfigFormat::Toml,

@@ -198,19 +198,26 @@ fn tee_mode_refuses_before_anything_happens() {
     )]);
     let config = fx.line_config(&sha, "");
     let log = fx.event_log();
+    // Neither an agent nor the kernel's RTMR3 file: tee mode must fail closed.
+    let nowhere = fx.path().join("nowhere");
+    let absent = [
+        "--dstack-socket",
+        nowhere.to_str().unwrap(),
+        "--rtmr3-path",
+        nowhere.to_str().unwrap(),
+        "--event-log",
+        log.to_str().unwrap(),
+        config.to_str().unwrap(),
+    ];
     for launcher in [
-        Launcher::new(fx.path()).args([
-            "--event-log",
-            log.to_str().unwrap(),
-            config.to_str().unwrap(),
-        ]),
-        Launcher::new(fx.path()).env("PLATFORM", "TEE").args([
-            "--event-log",
-            log.to_str().unwrap(),
-            config.to_str().unwrap(),
-        ]),
+        Launcher::new(fx.path()).args(absent),
+        Launcher::new(fx.path()).env("PLATFORM", "TEE").args(absent),
     ] {
-        launcher.run().fails(1, "tee mode has no RTMR3 backend");
+        launcher
+            .run()
+            .fails(1, "no RTMR3 backend available")
+            .stderr_has(&format!("configured socket {} (missing)", nowhere.display()))
+            .stderr_has("refusing to launch unmeasured");
     }
     assert!(!fx.marker("ran").exists());
     assert!(fx.events().is_empty());
@@ -236,17 +243,22 @@ fn platform_env_is_case_insensitive_and_flag_wins() {
         .run()
         .success()
         .stdout_has("RAN nontee");
+    let nowhere = fx.path().join("nowhere");
     Launcher::new(fx.path())
         .env("PLATFORM", "nontee")
         .args([
             "--platform",
             "tee",
+            "--dstack-socket",
+            nowhere.to_str().unwrap(),
+            "--rtmr3-path",
+            nowhere.to_str().unwrap(),
             "--event-log",
             log.to_str().unwrap(),
             config.to_str().unwrap(),
         ])
         .run()
-        .fails(1, "tee mode");
+        .fails(1, "no RTMR3 backend available");
 }
 
 /// `plan --json` digests, recomputed by Python's hashlib from the v1 formula.

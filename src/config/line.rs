@@ -22,6 +22,9 @@ pub const KEYS: KeyNames = KeyNames {
     override_commit: "OVERRIDE_COMMIT",
     allow_env: "ALLOW_ENV",
     event_log: "EVENT_LOG",
+    backend: "MEASUREMENT_BACKEND",
+    dstack_socket: "DSTACK_SOCKET",
+    rtmr3_path: "RTMR3_PATH",
     section: None,
 };
 
@@ -99,6 +102,9 @@ fn assign(raw: &mut RawConfig, key: &str, value: String, line: usize) -> Result<
         k if k == KEYS.approved_list => (&mut raw.approved_list, KEYS.approved_list),
         k if k == KEYS.override_commit => (&mut raw.override_commit, KEYS.override_commit),
         k if k == KEYS.event_log => (&mut raw.event_log, KEYS.event_log),
+        k if k == KEYS.backend => (&mut raw.backend, KEYS.backend),
+        k if k == KEYS.dstack_socket => (&mut raw.dstack_socket, KEYS.dstack_socket),
+        k if k == KEYS.rtmr3_path => (&mut raw.rtmr3_path, KEYS.rtmr3_path),
         _ => {
             return Err(Problem::at(
                 line,

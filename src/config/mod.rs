@@ -19,6 +19,7 @@ pub use relative_path::RelativePath;
 
 use crate::capped_read::{CappedReadError, read_capped};
 use crate::digest::{CommitId, Sha256Digest};
+use crate::measure::BackendChoice;
 use raw::{KeyNames, Located};
 
 /// Configs are small; anything larger is not a config.
@@ -78,7 +79,16 @@ pub struct LaunchConfig {
     /// SHA-256 of the exact file bytes: what the `trusted-launcher.config` event measures.
     pub sha256: Sha256Digest,
     pub git: GitSpec,
+    pub measurement: MeasurementSpec,
+}
+
+/// `[measurement]`: where events go. Command-line flags override each field.
+#[derive(Clone, Debug, Default)]
+pub struct MeasurementSpec {
     pub event_log: Option<PathBuf>,
+    pub backend: Option<BackendChoice>,
+    pub dstack_socket: Option<PathBuf>,
+    pub rtmr3_path: Option<PathBuf>,
 }
 
 /// The git workload: where it comes from, where it goes, how it starts.
@@ -171,12 +181,12 @@ pub fn load(path: &Path, explicit: Option<ConfigFormat>) -> Result<LaunchConfig,
         validate(raw, &keys, &mut problems)
     };
     match validated {
-        Some((git, event_log)) if problems.is_empty() => Ok(LaunchConfig {
+        Some((git, measurement)) if problems.is_empty() => Ok(LaunchConfig {
             path: path.to_owned(),
             format,
             sha256: Sha256Digest::of(&bytes),
             git,
-            event_log,
+            measurement,
         }),
         _ => {
             // Top to bottom, problems without a line (missing keys) last.
@@ -208,7 +218,7 @@ fn validate(
     raw: RawConfig,
     keys: &KeyNames,
     problems: &mut Vec<Problem>,
-) -> Option<(GitSpec, Option<PathBuf>)> {
+) -> Option<(GitSpec, MeasurementSpec)> {
     let before = problems.len();
     if let Some(section) = keys.section
         && raw == RawConfig::default()
@@ -247,10 +257,20 @@ fn validate(
         .allow_env
         .map(|v| check.env_names(v))
         .unwrap_or_default();
-    let event_log = raw
-        .event_log
-        .and_then(|v| check.non_empty(v))
-        .map(|v| PathBuf::from(v.value));
+    let path = |check: &mut Checker<'_>, value: Option<Located<String>>| {
+        value
+            .and_then(|v| check.non_empty(v))
+            .map(|v| PathBuf::from(v.value))
+    };
+    let measurement = MeasurementSpec {
+        event_log: path(&mut check, raw.event_log),
+        backend: raw
+            .backend
+            .and_then(|v| check.non_empty(v))
+            .and_then(|v| check.backend(&v)),
+        dstack_socket: path(&mut check, raw.dstack_socket),
+        rtmr3_path: path(&mut check, raw.rtmr3_path),
+    };
 
     let launch = match (entrypoint, install, run) {
         (Some(entry), _, Some(run)) => {
@@ -297,7 +317,7 @@ fn validate(
             override_commit,
             allow_env,
         },
-        event_log,
+        measurement,
     ))
 }
 
@@ -396,6 +416,21 @@ impl Checker<'_> {
             return None;
         }
         Some(value.value)
+    }
+
+    fn backend(&mut self, value: &Located<String>) -> Option<BackendChoice> {
+        let choice = BackendChoice::parse(&value.value);
+        if choice.is_none() {
+            self.push(
+                value.line,
+                ProblemKind::InvalidChoice {
+                    key: value.key,
+                    value: value.value.clone(),
+                    expected: "auto, dstack, tdx-sysfs, local",
+                },
+            );
+        }
+        choice
     }
 
     fn env_names(&mut self, value: Located<Vec<String>>) -> Vec<String> {
@@ -534,6 +569,10 @@ mod tests {
             (
                 "RUN_CMD=a\u{1b}b\n",
                 "c.conf:4: RUN_CMD contains a control character",
+            ),
+            (
+                "MEASUREMENT_BACKEND=tpm\n",
+                r#"c.conf:4: MEASUREMENT_BACKEND must be one of auto, dstack, tdx-sysfs, local (got "tpm")"#,
             ),
         ] {
             assert_eq!(

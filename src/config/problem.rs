@@ -73,6 +73,11 @@ pub enum ProblemKind {
         key: &'static str,
         value: String,
     },
+    InvalidChoice {
+        key: &'static str,
+        value: String,
+        expected: &'static str,
+    },
     InstallWithoutRun {
         install: &'static str,
         run: &'static str,
@@ -110,6 +115,11 @@ impl fmt::Display for ProblemKind {
             Self::InvalidEnvName { key, value } => {
                 write!(f, "{key} entry is not an environment variable name (got {value:?})")
             }
+            Self::InvalidChoice {
+                key,
+                value,
+                expected,
+            } => write!(f, "{key} must be one of {expected} (got {value:?})"),
             Self::InstallWithoutRun { install, run } => write!(f, "{install} requires {run}"),
             Self::EntrypointWithRun { entrypoint, run } => write!(
                 f,

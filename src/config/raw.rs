@@ -23,6 +23,9 @@ pub struct RawConfig {
     pub override_commit: Option<Located<String>>,
     pub allow_env: Option<Located<Vec<String>>>,
     pub event_log: Option<Located<String>>,
+    pub backend: Option<Located<String>>,
+    pub dstack_socket: Option<Located<String>>,
+    pub rtmr3_path: Option<Located<String>>,
 }
 
 /// How a format names each field, so messages use the spelling the user wrote.
@@ -39,6 +42,9 @@ pub struct KeyNames {
     pub override_commit: &'static str,
     pub allow_env: &'static str,
     pub event_log: &'static str,
+    pub backend: &'static str,
+    pub dstack_socket: &'static str,
+    pub rtmr3_path: &'static str,
     /// The section holding the workload keys, when the format has sections.
     pub section: Option<&'static str>,
 }

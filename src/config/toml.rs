@@ -27,6 +27,9 @@ pub const KEYS: KeyNames = KeyNames {
     override_commit: "git.override",
     allow_env: "git.allow_env",
     event_log: "measurement.event_log",
+    backend: "measurement.backend",
+    dstack_socket: "measurement.dstack_socket",
+    rtmr3_path: "measurement.rtmr3_path",
     section: Some("git"),
 };
 
@@ -68,6 +71,9 @@ pub fn parse(text: &str) -> (RawConfig, Vec<Problem>) {
     }
     if let Some(mut measurement) = reader.section(&mut root, "measurement") {
         raw.event_log = reader.string(&mut measurement, "event_log", KEYS.event_log);
+        raw.backend = reader.string(&mut measurement, "backend", KEYS.backend);
+        raw.dstack_socket = reader.string(&mut measurement, "dstack_socket", KEYS.dstack_socket);
+        raw.rtmr3_path = reader.string(&mut measurement, "rtmr3_path", KEYS.rtmr3_path);
         reader.unknown_keys(measurement, "measurement.");
     }
     reader.unknown_keys(root, "");
@@ -201,8 +207,8 @@ mod tests {
             ("[gitt]\n", vec!["1: unknown key gitt"]),
             ("top = 1\n", vec!["1: unknown key top"]),
             (
-                "[measurement]\nevent_log = \"/l\"\nbackend = \"x\"\n",
-                vec!["3: unknown key measurement.backend"],
+                "[measurement]\nevent_log = \"/l\"\nbackends = \"x\"\n",
+                vec!["3: unknown key measurement.backends"],
             ),
             (
                 "[git]\ncommit = 7\n",

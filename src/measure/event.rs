@@ -45,6 +45,21 @@ impl Event {
     }
 }
 
+impl Event {
+    /// v2 digest (dstack ≥ 0.6 with `event_log_version: 2`):
+    /// `SHA384(JCS({"name":..,"payload":"<lowercase hex>","type":134217729}))`. Keys are in
+    /// JCS order already; `serde_json` escapes strings as JCS does.
+    #[must_use]
+    pub fn digest_v2(&self) -> [u8; 48] {
+        let name = serde_json::to_string(&self.name).unwrap_or_default();
+        let canonical = format!(
+            "{{\"name\":{name},\"payload\":\"{}\",\"type\":{EVENT_TYPE}}}",
+            hex::encode(&self.payload)
+        );
+        Sha384::digest(canonical.as_bytes()).into()
+    }
+}
+
 /// The three events of the contract, in order. Only an approved workload can be measured.
 #[must_use]
 pub fn contract_events(config_sha256: &Sha256Digest, workload: &Approved<Workload>) -> [Event; 3] {

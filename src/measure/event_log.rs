@@ -1,43 +1,63 @@
-//! The local event log: JSON lines in dstack's runtime event-log entry format.
+//! The launcher's own event log: JSON lines in dstack's entry format, plus the boot they
+//! belong to. It is the record for `nontee` (local) and `tdx-sysfs`, where no agent keeps one.
 
 use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::event::{EVENT_TYPE, Event, digest_hex};
+use super::replay::last_launch;
 use super::{MeasureError, Measurer};
+use crate::capped_read::{CappedReadError, read_capped};
 use crate::hex;
 
+/// The kernel's id of this boot: entries of earlier boots are not this boot's measurements.
+const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
+const MAX_LOG_BYTES: u64 = 64 * 1024 * 1024;
+
 /// One entry, fields in dstack's order:
-/// `{"imr":3,"event_type":134217729,"digest":..,"event":..,"event_payload":..}`.
-#[derive(Debug, Serialize)]
-pub struct LogEntry<'a> {
+/// `{"imr":3,"event_type":134217729,"digest":..,"event":..,"event_payload":..,"boot_id":..}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LogEntry {
     pub imr: u32,
     pub event_type: u32,
     pub digest: String,
-    pub event: &'a str,
+    pub event: String,
     pub event_payload: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
-impl<'a> LogEntry<'a> {
+impl LogEntry {
     #[must_use]
-    pub fn of(event: &'a Event) -> Self {
+    pub fn of(event: &Event, boot_id: Option<&str>) -> Self {
         Self {
             imr: 3,
             event_type: EVENT_TYPE,
             digest: digest_hex(&event.digest()),
-            event: &event.name,
+            event: event.name.clone(),
             event_payload: hex::encode(&event.payload),
+            boot_id: boot_id.map(str::to_owned),
         }
     }
 }
 
-/// Appends each event as one line, synced to disk before `measure` returns.
+/// The current boot id, if the kernel tells it.
+#[must_use]
+pub fn boot_id() -> Option<String> {
+    std::fs::read_to_string(BOOT_ID_PATH)
+        .ok()
+        .map(|id| id.trim().to_owned())
+        .filter(|id| !id.is_empty())
+}
+
+/// Appends each event as one line, synced to disk before `extend` returns.
 #[derive(Debug)]
 pub struct LocalEventLog {
     path: PathBuf,
+    boot_id: Option<String>,
 }
 
 impl LocalEventLog {
@@ -45,31 +65,98 @@ impl LocalEventLog {
     pub fn new(path: &Path) -> Self {
         Self {
             path: path.to_owned(),
+            boot_id: boot_id(),
         }
     }
 
-    fn append(&self, event: &Event) -> std::io::Result<()> {
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn append(&self, event: &Event) -> Result<(), MeasureError> {
+        let io = |source| MeasureError::EventLog {
+            path: self.path.clone(),
+            source,
+        };
         if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)?;
+            std::fs::create_dir_all(parent).map_err(io)?;
         }
-        let mut line = serde_json::to_vec(&LogEntry::of(event))?;
+        let mut line = serde_json::to_vec(&LogEntry::of(event, self.boot_id.as_deref()))
+            .map_err(|e| io(std::io::Error::other(e)))?;
         line.push(b'\n');
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&self.path)?;
+            .open(&self.path)
+            .map_err(io)?;
         // One write of a whole line: concurrent appenders never interleave within an entry.
-        file.write_all(&line)?;
-        file.sync_all()
+        file.write_all(&line).map_err(io)?;
+        file.sync_all().map_err(io)
+    }
+
+    /// This boot's events, in order. Without a boot id nothing counts as already measured.
+    pub fn this_boot(&self) -> Result<Vec<Event>, MeasureError> {
+        let Some(boot_id) = &self.boot_id else {
+            return Ok(Vec::new());
+        };
+        let bytes = match read_capped(&self.path, MAX_LOG_BYTES) {
+            Ok(bytes) => bytes,
+            Err(CappedReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Vec::new());
+            }
+            Err(CappedReadError::Io(source)) => {
+                return Err(MeasureError::EventLog {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+            Err(CappedReadError::TooLarge) => {
+                return Err(self.corrupt(0, format!("larger than {MAX_LOG_BYTES} bytes")));
+            }
+        };
+        let mut events = Vec::new();
+        for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            let entry: LogEntry =
+                serde_json::from_slice(line).map_err(|e| self.corrupt(index + 1, e.to_string()))?;
+            if entry.boot_id.as_ref() != Some(boot_id) {
+                continue;
+            }
+            let payload = hex::decode(&entry.event_payload)
+                .ok_or_else(|| self.corrupt(index + 1, "payload is not hex".into()))?;
+            let event = Event {
+                name: entry.event,
+                payload,
+            };
+            if entry.imr != 3 || entry.digest != digest_hex(&event.digest()) {
+                return Err(
+                    self.corrupt(index + 1, "digest does not match name and payload".into())
+                );
+            }
+            events.push(event);
+        }
+        Ok(events)
+    }
+
+    fn corrupt(&self, line: usize, detail: String) -> MeasureError {
+        MeasureError::EventLogCorrupt {
+            path: self.path.clone(),
+            line,
+            detail,
+        }
     }
 }
 
 impl Measurer for LocalEventLog {
-    fn measure(&mut self, event: &Event) -> Result<(), MeasureError> {
-        self.append(event).map_err(|source| MeasureError::EventLog {
-            path: self.path.clone(),
-            source,
-        })
+    fn prior_launch(&mut self) -> Result<Vec<Event>, MeasureError> {
+        Ok(last_launch(&self.this_boot()?))
+    }
+
+    fn extend(&mut self, event: &Event) -> Result<(), MeasureError> {
+        self.append(event)
     }
 
     fn describe(&self) -> String {
@@ -82,22 +169,53 @@ mod tests {
     use super::*;
 
     #[test]
-    fn writes_dstack_entry_format() {
+    fn writes_dstack_entry_format_and_reads_this_boot_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/events.jsonl");
         let mut log = LocalEventLog::new(&path);
-        log.measure(&Event::new("a", b"\x01\xff".to_vec())).unwrap();
-        log.measure(&Event::new("b", Vec::new())).unwrap();
+        log.extend(&Event::new("a", b"\x01\xff".to_vec())).unwrap();
+        log.extend(&Event::new("b", Vec::new())).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
         let digest = digest_hex(&Event::new("a", b"\x01\xff".to_vec()).digest());
+        let boot = boot_id().unwrap();
         assert_eq!(
             lines[0],
             format!(
-                r#"{{"imr":3,"event_type":134217729,"digest":"{digest}","event":"a","event_payload":"01ff"}}"#
+                r#"{{"imr":3,"event_type":134217729,"digest":"{digest}","event":"a","event_payload":"01ff","boot_id":"{boot}"}}"#
             )
         );
-        assert!(lines[1].ends_with(r#""event":"b","event_payload":""}"#));
+        assert_eq!(log.this_boot().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn other_boots_do_not_count_and_tampering_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let old = LogEntry::of(
+            &Event::new("trusted-launcher.config", Vec::new()),
+            Some("old-boot"),
+        );
+        std::fs::write(&path, format!("{}\n", serde_json::to_string(&old).unwrap())).unwrap();
+        let log = LocalEventLog::new(&path);
+        assert!(log.this_boot().unwrap().is_empty());
+
+        let mut forged = LogEntry::of(&Event::new("x", Vec::new()), boot_id().as_deref());
+        forged.event_payload = "00".into();
+        std::fs::write(
+            &path,
+            format!("{}\n", serde_json::to_string(&forged).unwrap()),
+        )
+        .unwrap();
+        assert!(matches!(
+            log.this_boot(),
+            Err(MeasureError::EventLogCorrupt { line: 1, .. })
+        ));
+        std::fs::write(&path, "not json\n").unwrap();
+        assert!(matches!(
+            log.this_boot(),
+            Err(MeasureError::EventLogCorrupt { line: 1, .. })
+        ));
     }
 }

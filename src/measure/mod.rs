@@ -1,42 +1,248 @@
-//! Measurement: the event contract, and where events are recorded.
+//! Measurement: the event contract, the backends that record it, and the once-per-boot rule.
 
+pub mod auto;
+pub mod dstack;
 pub mod event;
 pub mod event_log;
+pub mod http;
+pub mod replay;
+pub mod tdx_sysfs;
 
-use std::path::{Path, PathBuf};
+use std::fmt;
+use std::path::PathBuf;
 
 pub use event::{Event, contract_events};
 pub use event_log::LocalEventLog;
 
+use crate::log::Logger;
 use crate::platform::Platform;
+use auto::Auto;
+use dstack::{Dstack, DstackError};
+use tdx_sysfs::TdxSysfs;
 
 /// Where the local event log goes when neither `--event-log` nor the config names one.
 pub const DEFAULT_EVENT_LOG: &str = "/run/trusted-launcher/events.jsonl";
 
-/// Records one event. Events are measured one at a time, in order; an error stops the launch.
-pub trait Measurer {
-    fn measure(&mut self, event: &Event) -> Result<(), MeasureError>;
-    /// Names the backend for the log, e.g. `local event log /run/...`.
+/// Records events one at a time, in order; an error stops the launch.
+pub trait Measurer: fmt::Debug {
+    /// The launcher events of the last launch already measured in this boot.
+    fn prior_launch(&mut self) -> Result<Vec<Event>, MeasureError>;
+    fn extend(&mut self, event: &Event) -> Result<(), MeasureError>;
+    /// Checks, where the backend can, that `expected` is what the register now holds as
+    /// this launch. Backends that keep their own record have nothing more to check.
+    fn confirm(&mut self, expected: &[Event]) -> Result<(), MeasureError> {
+        let _ = expected;
+        Ok(())
+    }
+    /// Names the backend for the log.
     fn describe(&self) -> String;
+}
+
+/// `[measurement] backend` / `--measurement-backend`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendChoice {
+    Auto,
+    Dstack,
+    TdxSysfs,
+    Local,
+}
+
+impl BackendChoice {
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "auto" => Some(Self::Auto),
+            "dstack" => Some(Self::Dstack),
+            "tdx-sysfs" => Some(Self::TdxSysfs),
+            "local" => Some(Self::Local),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for BackendChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Dstack => "dstack",
+            Self::TdxSysfs => "tdx-sysfs",
+            Self::Local => "local",
+        })
+    }
+}
+
+/// Everything that decides where events go.
+#[derive(Clone, Debug)]
+pub struct MeasureSettings {
+    pub platform: Platform,
+    pub backend: Option<BackendChoice>,
+    pub dstack_socket: Option<PathBuf>,
+    pub rtmr3_path: PathBuf,
+    pub event_log: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum MeasureError {
-    #[error(
-        "tee mode has no RTMR3 backend in this version: refusing to launch unmeasured (use --platform nontee outside a TEE)"
-    )]
-    NoTeeBackend,
+    #[error("measurement backend {backend} cannot be used with --platform {platform}: {reason}")]
+    Unsupported {
+        backend: BackendChoice,
+        platform: Platform,
+        reason: &'static str,
+    },
+    #[error("no RTMR3 backend available: {tried}; refusing to launch unmeasured")]
+    NoBackend { tried: String },
+    #[error(transparent)]
+    Dstack(#[from] DstackError),
+    #[error("cannot extend RTMR3 through {path}: {source}")]
+    Sysfs {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write event log {path}: {source}")]
     EventLog {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "event log {path} line {line} is not a valid entry ({detail}); refusing to guess what was measured"
+    )]
+    EventLogCorrupt {
+        path: PathBuf,
+        line: usize,
+        detail: String,
+    },
 }
 
-/// The backend for a platform. In tee mode this fails before anything is started.
-pub fn backend(platform: Platform, event_log: &Path) -> Result<Box<dyn Measurer>, MeasureError> {
-    match platform {
-        Platform::Tee => Err(MeasureError::NoTeeBackend),
-        Platform::Nontee => Ok(Box::new(LocalEventLog::new(event_log))),
+impl MeasureError {
+    /// Whether this is a usage error (a backend that cannot serve the platform).
+    #[must_use]
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Self::Unsupported { .. })
+    }
+}
+
+/// The backend for the settings. Nothing is measured yet; only `dstack`'s socket discovery
+/// and the platform/backend pairing can fail here.
+pub fn backend(
+    settings: &MeasureSettings,
+    log: &Logger,
+) -> Result<Box<dyn Measurer>, MeasureError> {
+    let choice = settings.backend.unwrap_or(match settings.platform {
+        Platform::Tee => BackendChoice::Auto,
+        Platform::Nontee => BackendChoice::Local,
+    });
+    let unsupported = |reason| MeasureError::Unsupported {
+        backend: choice,
+        platform: settings.platform,
+        reason,
+    };
+    let local = || LocalEventLog::new(&settings.event_log);
+    match (settings.platform, choice) {
+        (Platform::Nontee, BackendChoice::Local) => Ok(Box::new(local())),
+        (Platform::Nontee, _) => Err(unsupported(
+            "nontee mode records to the local event log only",
+        )),
+        (Platform::Tee, BackendChoice::Local) => Err(unsupported(
+            "the local event log measures nothing into RTMR3; use --platform nontee outside a TEE",
+        )),
+        (Platform::Tee, BackendChoice::TdxSysfs) => {
+            if !settings.rtmr3_path.exists() {
+                return Err(MeasureError::NoBackend {
+                    tried: format!(
+                        "RTMR3 file {} does not exist",
+                        settings.rtmr3_path.display()
+                    ),
+                });
+            }
+            Ok(Box::new(TdxSysfs::new(&settings.rtmr3_path, local())))
+        }
+        (Platform::Tee, BackendChoice::Dstack) => {
+            let (endpoint, source) =
+                dstack::discover(settings.dstack_socket.as_deref()).map_err(|tried| {
+                    MeasureError::NoBackend {
+                        tried: format!("no dstack agent ({})", tried.join(", ")),
+                    }
+                })?;
+            note_endpoint(log, source, &endpoint);
+            Ok(Box::new(Dstack::new(endpoint)))
+        }
+        (Platform::Tee, BackendChoice::Auto) => {
+            let found = dstack::discover(settings.dstack_socket.as_deref());
+            if let Ok((endpoint, source)) = &found {
+                note_endpoint(log, source, endpoint);
+            }
+            Ok(Box::new(Auto::new(
+                found.map(|(endpoint, _)| Dstack::new(endpoint)),
+                &settings.rtmr3_path,
+                &settings.event_log,
+                log.clone(),
+            )))
+        }
+    }
+}
+
+fn note_endpoint(log: &Logger, source: &str, endpoint: &http::Endpoint) {
+    if source == "DSTACK_SIMULATOR_ENDPOINT" {
+        log.warn(&format!(
+            "using the dstack agent named by DSTACK_SIMULATOR_ENDPOINT ({endpoint}); a quote shows only what the real agent measured"
+        ));
+    }
+}
+
+/// The contract's events for one launch, measured at most once per boot.
+///
+/// If this boot's log already ends with a launch whose launcher events are a prefix of
+/// ours (a restart of the same launch), those are not measured again; anything else — a
+/// different config or workload — is a new launch and is measured in full.
+#[derive(Debug)]
+pub struct Session {
+    backend: Box<dyn Measurer>,
+    events: [Event; 3],
+    done: usize,
+}
+
+impl Session {
+    pub fn start(
+        mut backend: Box<dyn Measurer>,
+        events: [Event; 3],
+        log: &Logger,
+    ) -> Result<Self, MeasureError> {
+        let prior = backend.prior_launch()?;
+        let done = if !prior.is_empty() && events.starts_with(&prior) {
+            prior.len()
+        } else {
+            0
+        };
+        if done > 0 {
+            let names: Vec<&str> = prior.iter().map(|e| e.name.as_str()).collect();
+            log.info(&format!(
+                "already measured in this boot: {}; not measuring again",
+                names.join(", ")
+            ));
+        }
+        Ok(Self {
+            backend,
+            events,
+            done,
+        })
+    }
+
+    /// Measures the contract's events up to (not including) index `end`, then confirms.
+    pub fn measure_until(&mut self, end: usize, log: &Logger) -> Result<(), MeasureError> {
+        let end = end.min(self.events.len());
+        while self.done < end {
+            let Some(event) = self.events.get(self.done) else {
+                break;
+            };
+            self.backend.extend(event)?;
+            log.info(&format!(
+                "measured {} into {}",
+                event.name,
+                self.backend.describe()
+            ));
+            self.done += 1;
+        }
+        let measured = self.events.get(..self.done).unwrap_or_default();
+        self.backend.confirm(measured)
     }
 }
