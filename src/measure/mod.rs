@@ -227,7 +227,9 @@ impl Session {
         })
     }
 
-    /// Measures the contract's events up to (not including) index `end`, then confirms.
+    /// Measures the contract's events up to (not including) index `end`, one at a time,
+    /// confirming each with the backend before the next: an event that was not recorded
+    /// stops the launch there.
     pub fn measure_until(&mut self, end: usize, log: &Logger) -> Result<(), MeasureError> {
         let end = end.min(self.events.len());
         while self.done < end {
@@ -235,14 +237,15 @@ impl Session {
                 break;
             };
             self.backend.extend(event)?;
+            self.done += 1;
+            self.backend
+                .confirm(self.events.get(..self.done).unwrap_or_default())?;
             log.info(&format!(
                 "measured {} into {}",
                 event.name,
                 self.backend.describe()
             ));
-            self.done += 1;
         }
-        let measured = self.events.get(..self.done).unwrap_or_default();
-        self.backend.confirm(measured)
+        Ok(())
     }
 }
