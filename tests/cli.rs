@@ -216,7 +216,10 @@ fn tee_mode_refuses_before_anything_happens() {
         launcher
             .run()
             .fails(1, "no RTMR3 backend available")
-            .stderr_has(&format!("configured socket {} (missing)", nowhere.display()))
+            .stderr_has(&format!(
+                "configured socket {} (missing)",
+                nowhere.display()
+            ))
             .stderr_has("refusing to launch unmeasured");
     }
     assert!(!fx.marker("ran").exists());

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use super::dstack::Dstack;
 use super::event::Event;
 use super::event_log::LocalEventLog;
+use super::replay::last_launch;
 use super::tdx_sysfs::TdxSysfs;
 use super::{MeasureError, Measurer};
 use crate::log::Logger;
@@ -64,26 +65,43 @@ impl Auto {
 }
 
 impl Measurer for Auto {
+    /// Decides from this boot's records where possible. The agent's quote is the judge:
+    /// if its log alone replays to the quoted RTMR3, earlier launches (if any) went through
+    /// the agent; if its log followed by our own log does, they were extended natively;
+    /// anything else is an unexplained extension, and the launch stops.
     fn prior_launch(&mut self) -> Result<Vec<Event>, MeasureError> {
-        if let Some(dstack) = &mut self.dstack {
-            let prior = dstack.prior_launch()?;
-            if !prior.is_empty() {
-                // The agent recorded an earlier launch this boot: it can extend.
-                self.chosen = self.dstack.take().map(|d| Box::new(d) as Box<dyn Measurer>);
+        if let Some(dstack) = self.dstack.take() {
+            let quoted = dstack.quoted_log()?;
+            if quoted.replayed == quoted.quoted {
+                let prior = last_launch(&quoted.events);
+                if prior.is_empty() {
+                    // Nothing measured yet this boot: the first event decides.
+                    self.dstack = Some(dstack);
+                } else {
+                    self.chosen = Some(Box::new(dstack));
+                }
                 return Ok(prior);
             }
+            let Some(sysfs) = self.sysfs() else {
+                return Err(quoted.require_complete().err().map_or_else(
+                    || self.nothing_available("dstack agent's log is incomplete"),
+                    MeasureError::from,
+                ));
+            };
+            let ours = sysfs.this_boot()?;
+            if !quoted.extended_by(&ours) {
+                return Err(sysfs.inconsistent(&quoted));
+            }
+            self.chosen = Some(Box::new(sysfs.with_agent(dstack)));
+            return Ok(last_launch(&ours));
         }
         if let Some(mut sysfs) = self.sysfs() {
             let prior = sysfs.prior_launch()?;
-            if !prior.is_empty() || self.dstack.is_none() {
-                self.chosen = Some(Box::new(sysfs));
-                return Ok(prior);
-            }
-        } else if self.dstack.is_none() {
-            let tried = format!("no dstack agent ({})", self.dstack_tried.join(", "));
-            return Err(self.nothing_available(&tried));
+            self.chosen = Some(Box::new(sysfs));
+            return Ok(prior);
         }
-        Ok(Vec::new())
+        let tried = format!("no dstack agent ({})", self.dstack_tried.join(", "));
+        Err(self.nothing_available(&tried))
     }
 
     fn extend(&mut self, event: &Event) -> Result<(), MeasureError> {
@@ -112,7 +130,7 @@ impl Measurer for Auto {
                     self.rtmr3.display()
                 ));
                 sysfs.extend(event)?;
-                self.chosen = Some(Box::new(sysfs));
+                self.chosen = Some(Box::new(sysfs.with_agent(dstack)));
                 Ok(())
             }
             Err(error) => Err(error.into()),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::event::Event;
+use super::event::{Event, replay_from};
 use super::http::{Endpoint, HttpError, post_json};
 use super::replay::{self, LogEntry, ReplayError, last_launch};
 use super::{MeasureError, Measurer};
@@ -193,9 +193,9 @@ impl Dstack {
             .map(|_| ())
     }
 
-    /// The RTMR3 events, from a fresh quote's log, after checking that the log replays to
-    /// the RTMR3 inside that quote (digests recomputed, never trusted).
-    pub fn quoted_events(&self) -> Result<Vec<Event>, DstackError> {
+    /// A fresh quote and its event log: the RTMR3 events (digests recomputed, never
+    /// trusted), their replay, and the RTMR3 inside the quote.
+    pub fn quoted_log(&self) -> Result<QuotedLog, DstackError> {
         let body = serde_json::json!({ "report_data": hex::encode(&[0u8; 64]) });
         let reply: QuoteReply = self.call("GetQuote", &body)?;
         let malformed = |detail: &str| DstackError::Malformed {
@@ -207,19 +207,48 @@ impl Dstack {
         let entries: Vec<LogEntry> = serde_json::from_str(&reply.event_log)
             .map_err(|e| malformed(&format!("event_log: {e}")))?;
         let log = replay::rtmr3(&entries)?;
-        if log.rtmr3 != quote.rtmr[3] {
-            return Err(DstackError::RegisterMismatch {
-                replayed: hex::encode(&log.rtmr3),
-                quoted: hex::encode(&quote.rtmr[3]),
-            });
+        Ok(QuotedLog {
+            events: log.events,
+            replayed: log.rtmr3,
+            quoted: quote.rtmr[3],
+        })
+    }
+}
+
+/// What a fresh quote says about RTMR3.
+#[derive(Debug)]
+pub struct QuotedLog {
+    pub events: Vec<Event>,
+    /// Replay of the agent's RTMR3 entries.
+    pub replayed: [u8; 48],
+    /// RTMR3 inside the quote.
+    pub quoted: [u8; 48],
+}
+
+impl QuotedLog {
+    /// The agent's events, if its log alone accounts for the register.
+    pub fn require_complete(self) -> Result<Vec<Event>, DstackError> {
+        if self.replayed == self.quoted {
+            return Ok(self.events);
         }
-        Ok(log.events)
+        Err(DstackError::RegisterMismatch {
+            replayed: hex::encode(&self.replayed),
+            quoted: hex::encode(&self.quoted),
+        })
+    }
+
+    /// Whether the agent's log followed by `native` (events extended outside the agent)
+    /// accounts for the register.
+    #[must_use]
+    pub fn extended_by(&self, native: &[Event]) -> bool {
+        let digests: Vec<[u8; 48]> = native.iter().map(Event::digest).collect();
+        replay_from(self.replayed, &digests) == self.quoted
     }
 }
 
 impl Measurer for Dstack {
     fn prior_launch(&mut self) -> Result<Vec<Event>, MeasureError> {
-        Ok(last_launch(&self.quoted_events()?))
+        Ok(last_launch(&self.quoted_log()?.require_complete()?))
     }
 
     fn extend(&mut self, event: &Event) -> Result<(), MeasureError> {
@@ -227,26 +256,30 @@ impl Measurer for Dstack {
     }
 
     fn confirm(&mut self, expected: &[Event]) -> Result<(), MeasureError> {
-        let found = last_launch(&self.quoted_events()?);
-        if found == expected {
-            return Ok(());
-        }
-        Err(DstackError::NotRecorded {
-            event: expected.last().map(|e| e.name.clone()).unwrap_or_default(),
-            found: if found.is_empty() {
-                "no launcher events".to_owned()
-            } else {
-                found
-                    .iter()
-                    .map(|e| e.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            },
-        }
-        .into())
+        let found = last_launch(&self.quoted_log()?.require_complete()?);
+        Ok(require_recorded(&found, expected)?)
     }
 
     fn describe(&self) -> String {
         format!("dstack agent at {}", self.endpoint)
     }
+}
+
+/// The last launch found in a log must be exactly the events measured so far.
+pub fn require_recorded(found: &[Event], expected: &[Event]) -> Result<(), DstackError> {
+    if found == expected {
+        return Ok(());
+    }
+    Err(DstackError::NotRecorded {
+        event: expected.last().map(|e| e.name.clone()).unwrap_or_default(),
+        found: if found.is_empty() {
+            "no launcher events".to_owned()
+        } else {
+            found
+                .iter()
+                .map(|e| e.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    })
 }

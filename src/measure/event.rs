@@ -73,7 +73,16 @@ pub fn contract_events(config_sha256: &Sha256Digest, workload: &Approved<Workloa
 /// `acc = SHA384(acc || digest)` over the digests, from 48 zero bytes.
 #[must_use]
 pub fn replay<'a>(digests: impl IntoIterator<Item = &'a [u8; 48]>) -> [u8; 48] {
-    digests.into_iter().fold([0u8; 48], |acc, digest| {
+    replay_from([0u8; 48], digests)
+}
+
+/// Continues a replay from `start`.
+#[must_use]
+pub fn replay_from<'a>(
+    start: [u8; 48],
+    digests: impl IntoIterator<Item = &'a [u8; 48]>,
+) -> [u8; 48] {
+    digests.into_iter().fold(start, |acc, digest| {
         let mut hasher = Sha384::new();
         hasher.update(acc);
         hasher.update(digest);

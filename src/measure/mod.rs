@@ -93,6 +93,8 @@ pub enum MeasureError {
     NoBackend { tried: String },
     #[error(transparent)]
     Dstack(#[from] DstackError),
+    #[error("RTMR3 in the agent's quote ({quoted}) is not the replay of the agent's log followed by this boot's entries of {}; refusing to launch (an extension without a log entry, or a log entry without an extension: reboot to start clean)", log.display())]
+    NativeReplay { log: PathBuf, quoted: String },
     #[error("cannot extend RTMR3 through {path}: {source}")]
     Sysfs {
         path: PathBuf,

@@ -10,9 +10,12 @@ use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use super::dstack::{Dstack, QuotedLog, require_recorded};
 use super::event::Event;
 use super::event_log::LocalEventLog;
+use super::replay::last_launch;
 use super::{MeasureError, Measurer};
+use crate::hex;
 
 /// The kernel's RTMR3 measurement file (Linux TSM measurement register interface).
 pub const DEFAULT_RTMR3_PATH: &str =
@@ -22,6 +25,8 @@ pub const DEFAULT_RTMR3_PATH: &str =
 pub struct TdxSysfs {
     rtmr3: PathBuf,
     log: LocalEventLog,
+    /// An agent whose quotes can show the register: each event is then confirmed.
+    agent: Option<Dstack>,
 }
 
 impl TdxSysfs {
@@ -30,6 +35,28 @@ impl TdxSysfs {
         Self {
             rtmr3: rtmr3.to_owned(),
             log,
+            agent: None,
+        }
+    }
+
+    /// Confirms every extension against the agent's quote: its log followed by this boot's
+    /// entries of our log must replay to the quoted RTMR3.
+    #[must_use]
+    pub fn with_agent(mut self, agent: Dstack) -> Self {
+        self.agent = Some(agent);
+        self
+    }
+
+    /// This boot's events of the launcher's own log.
+    pub fn this_boot(&self) -> Result<Vec<Event>, MeasureError> {
+        self.log.this_boot()
+    }
+
+    #[must_use]
+    pub fn inconsistent(&self, quoted: &QuotedLog) -> MeasureError {
+        MeasureError::NativeReplay {
+            log: self.log.path().to_owned(),
+            quoted: hex::encode(&quoted.quoted),
         }
     }
 
@@ -55,6 +82,18 @@ impl Measurer for TdxSysfs {
     fn extend(&mut self, event: &Event) -> Result<(), MeasureError> {
         self.log.append(event)?;
         self.extend_register(&event.digest())
+    }
+
+    fn confirm(&mut self, expected: &[Event]) -> Result<(), MeasureError> {
+        let Some(agent) = &self.agent else {
+            return Ok(());
+        };
+        let quoted = agent.quoted_log()?;
+        let ours = self.log.this_boot()?;
+        if !quoted.extended_by(&ours) {
+            return Err(self.inconsistent(&quoted));
+        }
+        Ok(require_recorded(&last_launch(&ours), expected)?)
     }
 
     fn describe(&self) -> String {

@@ -10,6 +10,8 @@
 )]
 #![allow(dead_code)]
 
+pub mod fake_agent;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
