@@ -1015,3 +1015,44 @@ fn unexplained_rtmr3_extension_stops_the_launch() {
         .stderr_lacks("RAN foreign");
     assert!(own_log(&fx).is_empty(), "nothing measured");
 }
+
+/// A forged own log claiming this launch was already measured: with an agent present, the
+/// quote shows the register lacks those extensions, and the launch stops instead of
+/// skipping the measurement.
+#[test]
+fn forged_own_log_cannot_skip_native_measurement() {
+    let fx = Fixture::new();
+    let agent = FakeAgent::start(fx.path(), Mode::NoEmitEvent);
+    let rtmr3 = FakeRtmr3::start_linked(
+        &fx.path().join("rtmr3:sha384"),
+        agent.register(),
+        &fx.event_log(),
+    );
+    let (_, config) = workload(&fx, "forged");
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let forged: String = plan(&fx, &config)
+        .iter()
+        .map(|p| {
+            format!(
+                "{{\"imr\":3,\"event_type\":134217729,\"digest\":\"{}\",\"event\":\"{}\",\"event_payload\":\"{}\",\"boot_id\":\"{}\"}}\n",
+                p.digest,
+                p.event,
+                p.payload,
+                boot_id.trim()
+            )
+        })
+        .collect();
+    std::fs::write(fx.event_log(), forged).unwrap();
+    for backend in ["tdx-sysfs", "auto"] {
+        run_bounded(
+            tee_with_rtmr3(&fx, agent.endpoint(), rtmr3.path())
+                .args(["--measurement-backend", backend])
+                .arg(config.to_str().unwrap()),
+        )
+        .fails(
+            1,
+            "is not the replay of the agent's log followed by this boot's entries",
+        )
+        .stderr_lacks("already measured");
+    }
+}

@@ -156,7 +156,17 @@ pub fn backend(
                     ),
                 });
             }
-            Ok(Box::new(TdxSysfs::new(&settings.rtmr3_path, local())))
+            let sysfs = TdxSysfs::new(&settings.rtmr3_path, local());
+            // An agent, where there is one, vouches for our log through its quotes.
+            Ok(Box::new(
+                match dstack::discover(settings.dstack_socket.as_deref()) {
+                    Ok((endpoint, source)) => {
+                        note_endpoint(log, source, &endpoint);
+                        sysfs.with_agent(Dstack::new(endpoint))
+                    }
+                    Err(_) => sysfs,
+                },
+            ))
         }
         (Platform::Tee, BackendChoice::Dstack) => {
             let (endpoint, source) =

@@ -75,8 +75,17 @@ impl TdxSysfs {
 }
 
 impl Measurer for TdxSysfs {
+    /// This boot's last launch in our own log. With an agent, the log must be vouched for
+    /// by its quote: a forged "already measured" would otherwise skip a measurement.
     fn prior_launch(&mut self) -> Result<Vec<Event>, MeasureError> {
-        self.log.prior_launch()
+        let ours = self.log.this_boot()?;
+        if let Some(agent) = &self.agent {
+            let quoted = agent.quoted_log()?;
+            if !quoted.extended_by(&ours) {
+                return Err(self.inconsistent(&quoted));
+            }
+        }
+        Ok(last_launch(&ours))
     }
 
     fn extend(&mut self, event: &Event) -> Result<(), MeasureError> {
