@@ -1030,18 +1030,21 @@ fn forged_own_log_cannot_skip_native_measurement() {
     );
     let (_, config) = workload(&fx, "forged");
     let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
-    let forged: String = plan(&fx, &config)
+    let forged: Vec<String> = plan(&fx, &config)
         .iter()
         .map(|p| {
-            format!(
-                "{{\"imr\":3,\"event_type\":134217729,\"digest\":\"{}\",\"event\":\"{}\",\"event_payload\":\"{}\",\"boot_id\":\"{}\"}}\n",
-                p.digest,
-                p.event,
-                p.payload,
-                boot_id.trim()
-            )
+            serde_json::json!({
+                "imr": 3,
+                "event_type": 134_217_729,
+                "digest": p.digest,
+                "event": p.event,
+                "event_payload": p.payload,
+                "boot_id": boot_id.trim(),
+            })
+            .to_string()
         })
         .collect();
+    let forged = forged.join("\n") + "\n";
     std::fs::write(fx.event_log(), forged).unwrap();
     for backend in ["tdx-sysfs", "auto"] {
         run_bounded(
