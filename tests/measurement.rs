@@ -505,20 +505,27 @@ fn dstack_measures_the_planned_events_then_execs() {
     assert!(requests[last_emit..].iter().any(|r| r.method == "GetQuote"));
 }
 
-/// (b) An agent that strips RTMR3 digests from `GetQuote`'s log (0.5.6+) works the same.
+/// (b, l) An agent that strips RTMR3 digests from `GetQuote`'s log (0.5.6+), and the
+/// simulator's TCP form of `DSTACK_SIMULATOR_ENDPOINT`, work the same.
 #[test]
-fn dstack_with_stripped_quote_log_works_the_same() {
+fn dstack_variants_measure_the_planned_events() {
     let fx = Fixture::new();
-    let agent = FakeAgent::start(fx.path(), Mode::Stripped);
-    let (_, config) = workload(&fx, "stripped");
-    let planned = plan(&fx, &config);
-    tee(&fx, agent.endpoint())
-        .arg(config.to_str().unwrap())
-        .run()
-        .success()
-        .stdout_has("RAN stripped");
-    assert_eq!(emitted(&agent), planned);
-    assert!(agent.replay_ok());
+    let tcp = FakeAgent::start_tcp(Mode::Normal);
+    assert!(tcp.endpoint().starts_with("http://127.0.0.1:"));
+    let stripped_dir = fx.path().join("stripped");
+    std::fs::create_dir_all(&stripped_dir).unwrap();
+    let stripped = FakeAgent::start(&stripped_dir, Mode::Stripped);
+    for (name, agent) in [("stripped", &stripped), ("tcp", &tcp)] {
+        let (_, config) = workload(&fx, name);
+        let planned = plan(&fx, &config);
+        tee(&fx, agent.endpoint())
+            .arg(config.to_str().unwrap())
+            .run()
+            .success()
+            .stdout_has(&format!("RAN {name}"));
+        assert_eq!(emitted(agent), planned, "{name}");
+        assert!(agent.replay_ok(), "{name}");
+    }
 }
 
 /// (c) Once per boot: the same config again adds nothing; a different commit adds three
@@ -975,23 +982,6 @@ fn backend_and_platform_mismatches_are_usage_errors() {
     assert!(!run.stdout.contains("RAN never"));
     assert!(agent.requests().is_empty(), "{:?}", agent.methods());
     assert!(fx.events().is_empty());
-}
-
-/// (l) The simulator's TCP form of `DSTACK_SIMULATOR_ENDPOINT`.
-#[test]
-fn simulator_endpoint_over_tcp() {
-    let fx = Fixture::new();
-    let agent = FakeAgent::start_tcp(Mode::Normal);
-    assert!(agent.endpoint().starts_with("http://127.0.0.1:"));
-    let (_, config) = workload(&fx, "tcp");
-    let planned = plan(&fx, &config);
-    tee(&fx, agent.endpoint())
-        .arg(config.to_str().unwrap())
-        .run()
-        .success()
-        .stdout_has("RAN tcp");
-    assert_eq!(emitted(&agent), planned);
-    assert!(agent.replay_ok());
 }
 
 /// An RTMR3 extension that neither the agent's log nor the launcher's own log explains
