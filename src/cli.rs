@@ -23,7 +23,7 @@ pub struct Cli {
 
 /// Names of the subcommands, and the options that take a value: what the bare
 /// `trusted-launcher [OPTIONS] CONFIG` form is rewritten around (see `bare_form_as_run`).
-pub const SUBCOMMANDS: &[&str] = &["run", "plan", "help"];
+pub const SUBCOMMANDS: &[&str] = &["run", "plan", "verify", "help"];
 pub const VALUE_OPTIONS: &[&str] = &[
     "--platform",
     "--event-log",
@@ -80,6 +80,8 @@ pub enum Command {
         /// Config file [default: /etc/trusted-launcher/config.toml]
         config: Option<PathBuf>,
     },
+    /// Check a TDX quote and its event log offline: which workload runs there
+    Verify(Box<VerifyArgs>),
     /// Validate and resolve with no side effects; print the workload and every event `run` would measure
     Plan {
         /// Config file [default: /etc/trusted-launcher/config.toml]
@@ -88,6 +90,79 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `verify`'s arguments. The event log to check is the global `--event-log`: with INPUT its
+/// entries are appended to the input's log (the tdx-sysfs case), with `--quote` it is the log.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 every check passed (or was skipped for lack of data), 1 a check failed, 2 usage error."
+)]
+pub struct VerifyArgs {
+    #[arg(
+        help = "A dstack GetQuote or Info reply, NEAR public data, or `phala cvms attestation --json` output; `-` reads stdin"
+    )]
+    pub input: Option<PathBuf>,
+    /// A quote file (binary or hex) instead of INPUT
+    #[arg(long, value_name = "FILE", conflicts_with = "input")]
+    pub quote: Option<PathBuf>,
+    #[arg(
+        long,
+        value_name = "FILE",
+        help = "DCAP collateral (dcap-qvl's QuoteCollateralV3 JSON; byte fields hex or arrays)"
+    )]
+    pub collateral: Option<PathBuf>,
+    /// Verification time, Unix seconds [default: now]
+    #[arg(long, value_name = "UNIX")]
+    pub now: Option<u64>,
+    /// Do not check the quote's signature (reported loudly)
+    #[arg(long)]
+    pub skip_dcap: bool,
+    #[arg(
+        long,
+        value_name = "STATUS",
+        help = "Accept this TCB status besides UpToDate (repeatable)"
+    )]
+    pub allow_tcb_status: Vec<String>,
+    /// The app-compose to hash against the compose-hash event
+    #[arg(long, value_name = "FILE")]
+    pub app_compose: Option<PathBuf>,
+    /// The last event NAME must have this payload (repeatable)
+    #[arg(long, value_name = "NAME=HEX")]
+    pub expect_event: Vec<String>,
+    /// The launched image: `trusted-launcher.workload` = oci:sha256:HEX
+    #[arg(long, value_name = "sha256:HEX")]
+    pub expect_image: Option<String>,
+    /// The launched commit: `trusted-launcher.workload` = git:HEX
+    #[arg(long, value_name = "HEX")]
+    pub expect_commit: Option<String>,
+    /// SHA-256 of the launcher config: `trusted-launcher.config` = sha256:HEX
+    #[arg(long, value_name = "HEX")]
+    pub expect_config_sha256: Option<String>,
+    /// The compose-hash event's payload
+    #[arg(long, value_name = "HEX")]
+    pub expect_compose_hash: Option<String>,
+    /// The app-id event's payload
+    #[arg(long, value_name = "HEX")]
+    pub expect_app_id: Option<String>,
+    /// MRTD in the quote
+    #[arg(long, value_name = "HEX")]
+    pub expect_mrtd: Option<String>,
+    /// RTMR0 in the quote
+    #[arg(long, value_name = "HEX")]
+    pub expect_rtmr0: Option<String>,
+    /// RTMR1 in the quote
+    #[arg(long, value_name = "HEX")]
+    pub expect_rtmr1: Option<String>,
+    /// RTMR2 in the quote
+    #[arg(long, value_name = "HEX")]
+    pub expect_rtmr2: Option<String>,
+    /// REPORTDATA in the quote (up to 64 bytes, zero padded)
+    #[arg(long, value_name = "HEX")]
+    pub expect_report_data: Option<String>,
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -17,6 +17,7 @@ pub mod measure;
 pub mod plan;
 pub mod platform;
 pub mod tdx_quote;
+pub mod verify;
 pub mod workload;
 pub mod workload_env;
 
@@ -26,13 +27,15 @@ use std::path::PathBuf;
 
 use clap::Parser as _;
 
-use cli::{BackendArg, Cli, Command, ConfigFormatArg, LogFormatArg};
+use cli::{BackendArg, Cli, Command, ConfigFormatArg, LogFormatArg, VerifyArgs};
 use config::{ConfigFormat, DEFAULT_CONFIG_PATH};
-use error::{EXIT_OK, EXIT_USAGE, Error};
+use digest::CommitId;
+use error::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Error};
 use launch::Options;
 use log::{LogFormat, Logger};
 use measure::BackendChoice;
 use platform::Platform;
+use verify::{Expectations, VerifyOptions};
 
 /// Runs the command line and returns the process exit code.
 pub fn run<I, T>(args: I) -> i32
@@ -57,7 +60,7 @@ where
         LogFormatArg::Json => LogFormat::Json,
     });
     match dispatch(cli, &log) {
-        Ok(()) => EXIT_OK,
+        Ok(code) => code,
         Err(error) => {
             for line in error.lines() {
                 log.error(&line);
@@ -67,36 +70,163 @@ where
     }
 }
 
-fn dispatch(cli: Cli, log: &Logger) -> Result<(), Error> {
-    let options = Options {
-        platform: platform(cli.global.platform.as_deref())?,
-        event_log: cli.global.event_log,
-        backend: cli.global.measurement_backend.map(|b| match b {
-            BackendArg::Auto => BackendChoice::Auto,
-            BackendArg::Dstack => BackendChoice::Dstack,
-            BackendArg::TdxSysfs => BackendChoice::TdxSysfs,
-            BackendArg::Local => BackendChoice::Local,
-        }),
-        dstack_socket: cli.global.dstack_socket,
-        rtmr3_path: cli.global.rtmr3_path,
-        format: cli.global.format.map(|f| match f {
-            ConfigFormatArg::Line => ConfigFormat::Line,
-            ConfigFormatArg::Toml => ConfigFormat::Toml,
-        }),
-    };
+fn dispatch(cli: Cli, log: &Logger) -> Result<i32, Error> {
     let config_or_default =
         |config: Option<PathBuf>| config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+    let global = cli.global;
+    let options = || -> Result<Options, Error> {
+        Ok(Options {
+            platform: platform(global.platform.as_deref())?,
+            event_log: global.event_log.clone(),
+            backend: global.measurement_backend.map(|b| match b {
+                BackendArg::Auto => BackendChoice::Auto,
+                BackendArg::Dstack => BackendChoice::Dstack,
+                BackendArg::TdxSysfs => BackendChoice::TdxSysfs,
+                BackendArg::Local => BackendChoice::Local,
+            }),
+            dstack_socket: global.dstack_socket.clone(),
+            rtmr3_path: global.rtmr3_path.clone(),
+            format: global.format.map(|f| match f {
+                ConfigFormatArg::Line => ConfigFormat::Line,
+                ConfigFormatArg::Toml => ConfigFormat::Toml,
+            }),
+        })
+    };
     match cli.command {
         Command::Plan { config, json } => {
-            let resolved = launch::resolve(&config_or_default(config), &options, log)?;
-            let text = plan::render(&resolved, json);
-            std::io::stdout()
-                .lock()
-                .write_all(text.as_bytes())
-                .map_err(|e| Error::Usage(format!("cannot write plan to stdout: {e}")))
+            let resolved = launch::resolve(&config_or_default(config), &options()?, log)?;
+            print(&plan::render(&resolved, json))?;
+            Ok(EXIT_OK)
         }
-        Command::Run { config } => match launch::run(&config_or_default(config), &options, log)? {},
+        Command::Verify(args) => {
+            let json = args.json;
+            let options = verify_options(*args, global.event_log.clone())?;
+            let report = verify::verify(&options);
+            print(&if json { report.json() } else { report.text() })?;
+            Ok(if report.ok { EXIT_OK } else { EXIT_FAILURE })
+        }
+        Command::Run { config } => {
+            match launch::run(&config_or_default(config), &options()?, log)? {}
+        }
     }
+}
+
+fn print(text: &str) -> Result<(), Error> {
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .map_err(|e| Error::Usage(format!("cannot write to stdout: {e}")))
+}
+
+/// A hex flag of exactly `N` bytes.
+fn fixed<const N: usize>(flag: &str, value: Option<String>) -> Result<Option<[u8; N]>, Error> {
+    value
+        .map(|text| {
+            hex::decode_exact::<N>(&text).ok_or_else(|| {
+                Error::Usage(format!(
+                    "{flag} must be {} lowercase hex digits (got {text:?})",
+                    N * 2
+                ))
+            })
+        })
+        .transpose()
+}
+/// A hex flag of at most `max` bytes.
+fn bytes(flag: &str, value: Option<String>, max: usize) -> Result<Option<Vec<u8>>, Error> {
+    value
+        .map(|text| {
+            hex::decode(&text)
+                .filter(|b| b.len() <= max)
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "{flag} must be lowercase hex of at most {max} bytes (got {text:?})"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+/// Checks `verify`'s flag values; a malformed expectation is a usage error.
+fn verify_options(args: VerifyArgs, event_log: Option<PathBuf>) -> Result<VerifyOptions, Error> {
+    if args.input.is_none() && args.quote.is_none() {
+        return Err(Error::Usage("verify needs INPUT or --quote FILE".into()));
+    }
+    let mut allowed_tcb = vec!["UpToDate".to_owned()];
+    for status in args.allow_tcb_status {
+        if !verify::TCB_STATUSES.contains(&status.as_str()) {
+            return Err(Error::Usage(format!(
+                "--allow-tcb-status {status:?} is not a TCB status (one of {})",
+                verify::TCB_STATUSES.join(", ")
+            )));
+        }
+        allowed_tcb.push(status);
+    }
+    let mut events = Vec::new();
+    for item in args.expect_event {
+        let parsed = item
+            .split_once('=')
+            .filter(|(name, _)| !name.is_empty())
+            .and_then(|(name, payload)| hex::decode(payload).map(|p| (name.to_owned(), p)));
+        events.push(parsed.ok_or_else(|| {
+            Error::Usage(format!(
+                "--expect-event must be NAME=HEXPAYLOAD (got {item:?})"
+            ))
+        })?);
+    }
+    let image = args
+        .expect_image
+        .map(|text| {
+            text.strip_prefix("sha256:")
+                .and_then(hex::decode_exact::<32>)
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "--expect-image must be sha256:<64 lowercase hex> (got {text:?})"
+                    ))
+                })
+        })
+        .transpose()?;
+    let commit = args
+        .expect_commit
+        .map(|text| {
+            CommitId::parse(&text).ok_or_else(|| {
+                Error::Usage(format!(
+                    "--expect-commit must be 40 or 64 lowercase hex digits (got {text:?})"
+                ))
+            })
+        })
+        .transpose()?;
+    let now = match args.now {
+        Some(now) => now,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| Error::Usage("the clock is before 1970; pass --now".into()))?
+            .as_secs(),
+    };
+    Ok(VerifyOptions {
+        input: args.input,
+        quote: args.quote,
+        event_log,
+        collateral: args.collateral,
+        app_compose: args.app_compose,
+        now,
+        skip_dcap: args.skip_dcap,
+        allowed_tcb,
+        expect: Expectations {
+            events,
+            image,
+            commit,
+            config_sha256: fixed("--expect-config-sha256", args.expect_config_sha256)?,
+            compose_hash: fixed("--expect-compose-hash", args.expect_compose_hash)?,
+            app_id: bytes("--expect-app-id", args.expect_app_id, 64)?,
+            mrtd: fixed("--expect-mrtd", args.expect_mrtd)?,
+            rtmr: [
+                fixed("--expect-rtmr0", args.expect_rtmr0)?,
+                fixed("--expect-rtmr1", args.expect_rtmr1)?,
+                fixed("--expect-rtmr2", args.expect_rtmr2)?,
+            ],
+            report_data: bytes("--expect-report-data", args.expect_report_data, 64)?,
+        },
+    })
 }
 
 /// `trusted-launcher [OPTIONS] [CONFIG]` (git-launcher's form) means `run`: inserts `run`

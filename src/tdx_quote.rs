@@ -56,6 +56,30 @@ impl TdQuote {
     }
 }
 
+/// The length of the quote as signed: body plus the signature data its length field names.
+/// A quote carried in a certificate is zero-padded; this is where it really ends.
+pub fn signed_len(bytes: &[u8]) -> Result<usize, QuoteError> {
+    let truncated = || QuoteError::Truncated { len: bytes.len() };
+    let version = u16::from_le_bytes(array(bytes, 0).ok_or_else(truncated)?);
+    let signature_field = match version {
+        4 => HEADER_LEN + BODY_MIN_LEN,
+        5 => {
+            let body_size = u32::from_le_bytes(array(bytes, HEADER_LEN + 2).ok_or_else(truncated)?);
+            HEADER_LEN + 6 + usize::try_from(body_size).map_err(|_| truncated())?
+        }
+        other => return Err(QuoteError::Version(other)),
+    };
+    let signature_len = u32::from_le_bytes(array(bytes, signature_field).ok_or_else(truncated)?);
+    let total = signature_field
+        .checked_add(4)
+        .and_then(|n| n.checked_add(usize::try_from(signature_len).ok()?))
+        .ok_or_else(truncated)?;
+    if total > bytes.len() {
+        return Err(truncated());
+    }
+    Ok(total)
+}
+
 fn array<const N: usize>(bytes: &[u8], offset: usize) -> Option<[u8; N]> {
     bytes.get(offset..offset.checked_add(N)?)?.try_into().ok()
 }
@@ -73,6 +97,18 @@ mod tests {
         assert_eq!(parsed.rtmr[3].as_slice(), &quote[520..568]);
         assert_eq!(parsed.report_data.as_slice(), &quote[568..632]);
         assert_eq!(parsed.mrtd.as_slice(), &quote[184..232]);
+    }
+
+    #[test]
+    fn signed_length_ignores_padding() {
+        let quote = include_bytes!("../tests/fixtures/dcap-qvl_sample_tdx_quote");
+        // The sample file itself is 5006 bytes: 4936 signed, then padding.
+        let len = signed_len(quote).unwrap();
+        assert_eq!((len, quote.len()), (4936, 5006));
+        let mut padded = quote.to_vec();
+        padded.extend_from_slice(&[0; 70]);
+        assert_eq!(signed_len(&padded).unwrap(), len);
+        assert!(signed_len(&quote[..len - 1]).is_err());
     }
 
     #[test]

@@ -1,0 +1,294 @@
+//! What `verify` is given, recognised by shape: a `GetQuote` or `Info` reply, NEAR's public data,
+//! `phala cvms attestation --json`, or a quote file with an event log.
+
+use std::io::Read as _;
+use std::path::Path;
+
+use der::Decode as _;
+use der::DecodePem as _;
+use der::asn1::{ObjectIdentifier, OctetString};
+use serde_json::Value;
+use x509_cert::Certificate;
+
+use crate::hex;
+use crate::measure::replay::LogEntry;
+
+/// Inputs larger than this are not attestations.
+const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
+/// dstack's certificate extension carrying the TDX quote.
+const QUOTE_EXTENSION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.62397.1.1");
+
+/// Everything found in the inputs. Nothing here is trusted: every value is checked against
+/// the quote by the checks.
+#[derive(Debug, Default)]
+pub struct Evidence {
+    pub kind: String,
+    pub quote: Option<Vec<u8>>,
+    pub entries: Vec<LogEntry>,
+    /// Register values reported beside the quote (`tcb_info`), hex.
+    pub reported: Vec<(&'static str, String)>,
+    pub app_compose: Option<String>,
+    pub collateral: Option<Value>,
+}
+
+/// Reads a file (or stdin for `-`), capped.
+pub fn read_source(path: &Path) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    let result = if path == Path::new("-") {
+        std::io::stdin()
+            .lock()
+            .take(MAX_INPUT_BYTES + 1)
+            .read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes))
+    };
+    result.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(format!(
+            "{} is larger than {MAX_INPUT_BYTES} bytes",
+            path.display()
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Recognises a JSON attestation document.
+pub fn from_document(bytes: &[u8]) -> Result<Evidence, String> {
+    let doc: Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("input is not JSON: {e}"))?;
+    if let Some(dstack) = doc.pointer("/tee_participant_info/Dstack") {
+        return near(dstack);
+    }
+    if doc.get("app_certificates").is_some() || doc.get("is_online").is_some() {
+        return phala(&doc);
+    }
+    if doc.get("app_cert").is_some() && doc.get("tcb_info").is_some() {
+        return info(&doc);
+    }
+    if doc.get("quote").is_some() && doc.get("event_log").is_some() {
+        return get_quote(&doc);
+    }
+    Err("input matches no known shape (a GetQuote or Info reply, NEAR public data, `phala cvms attestation --json`); for a bare quote use --quote".into())
+}
+
+fn get_quote(doc: &Value) -> Result<Evidence, String> {
+    let quote = hex_field(doc, "quote")?;
+    Ok(Evidence {
+        kind: "dstack GetQuote reply".into(),
+        quote: Some(quote),
+        entries: event_log(doc.get("event_log"))?,
+        ..Evidence::default()
+    })
+}
+
+fn info(doc: &Value) -> Result<Evidence, String> {
+    let tcb = embedded_json(doc.get("tcb_info"), "tcb_info")?;
+    let pem = doc
+        .get("app_cert")
+        .and_then(Value::as_str)
+        .ok_or("app_cert is not a string")?;
+    Ok(Evidence {
+        kind: "dstack Info reply".into(),
+        quote: Some(quote_from_certificate(pem)?),
+        entries: event_log(tcb.get("event_log"))?,
+        reported: registers(&tcb),
+        app_compose: tcb
+            .get("app_compose")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        collateral: None,
+    })
+}
+
+fn near(dstack: &Value) -> Result<Evidence, String> {
+    let quote = byte_array(dstack.get("quote"), "tee_participant_info.Dstack.quote")?;
+    let tcb = dstack
+        .get("tcb_info")
+        .ok_or("tee_participant_info.Dstack has no tcb_info")?;
+    Ok(Evidence {
+        kind: "NEAR public data".into(),
+        quote: Some(quote),
+        entries: event_log(tcb.get("event_log"))?,
+        reported: registers(tcb),
+        app_compose: tcb
+            .get("app_compose")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        collateral: dstack.get("collateral").cloned(),
+    })
+}
+
+fn phala(doc: &Value) -> Result<Evidence, String> {
+    let certificates = doc
+        .get("app_certificates")
+        .and_then(Value::as_array)
+        .ok_or("app_certificates is missing or not an array")?;
+    let leaf = certificates
+        .iter()
+        .filter(|c| {
+            c.get("quote")
+                .and_then(Value::as_str)
+                .is_some_and(|q| !q.is_empty())
+        })
+        .min_by_key(|c| {
+            c.get("position_in_chain")
+                .and_then(Value::as_u64)
+                .unwrap_or(u64::MAX)
+        })
+        .ok_or("no certificate in app_certificates carries a quote")?;
+    let quote = hex_field(leaf, "quote")?;
+    let tcb = doc
+        .get("tcb_info")
+        .filter(|t| !t.is_null())
+        .ok_or("tcb_info is missing")?;
+    Ok(Evidence {
+        kind: "phala cvms attestation".into(),
+        quote: Some(quote),
+        entries: event_log(tcb.get("event_log"))?,
+        reported: registers(tcb),
+        app_compose: doc
+            .get("compose_file")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        collateral: None,
+    })
+}
+
+/// `--quote FILE`: raw bytes, or hex text.
+pub fn quote_file(bytes: &[u8]) -> Vec<u8> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .map(str::trim)
+        .and_then(|text| hex::decode(&text.to_ascii_lowercase()))
+        .filter(|decoded| !decoded.is_empty())
+        .unwrap_or_else(|| bytes.to_vec())
+}
+
+/// `--event-log FILE`: a JSON array, or JSON lines (the launcher's own log).
+pub fn event_log_file(bytes: &[u8]) -> Result<Vec<LogEntry>, String> {
+    if let Ok(entries) = serde_json::from_slice::<Vec<LogEntry>>(bytes) {
+        return Ok(entries);
+    }
+    let mut entries = Vec::new();
+    for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let entry = serde_json::from_slice(line)
+            .map_err(|e| format!("event log line {} is not an entry: {e}", index + 1))?;
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+/// The quote in the leaf (first) certificate of a PEM chain.
+pub fn quote_from_certificate(pem: &str) -> Result<Vec<u8>, String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    let leaf_end = pem.find(END).ok_or("app_cert holds no PEM certificate")? + END.len();
+    let leaf = pem.get(..leaf_end).unwrap_or(pem);
+    let certificate = Certificate::from_pem(leaf.as_bytes())
+        .map_err(|e| format!("app_cert leaf certificate is malformed: {e}"))?;
+    let extension = certificate
+        .tbs_certificate()
+        .extensions()
+        .and_then(|extensions| extensions.iter().find(|e| e.extn_id == QUOTE_EXTENSION))
+        .ok_or("app_cert leaf has no quote extension (1.3.6.1.4.1.62397.1.1)")?;
+    let quote = OctetString::from_der(extension.extn_value.as_bytes())
+        .map_err(|e| format!("quote extension is not an OCTET STRING: {e}"))?;
+    Ok(quote.as_bytes().to_vec())
+}
+
+fn hex_field(doc: &Value, name: &str) -> Result<Vec<u8>, String> {
+    let text = doc
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("{name} is missing or not a string"))?;
+    hex::decode(&text.to_ascii_lowercase()).ok_or_else(|| format!("{name} is not hex"))
+}
+
+fn byte_array(value: Option<&Value>, name: &str) -> Result<Vec<u8>, String> {
+    value
+        .and_then(Value::as_array)
+        .and_then(|items| {
+            items
+                .iter()
+                .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                .collect::<Option<Vec<u8>>>()
+        })
+        .ok_or_else(|| format!("{name} is not an array of bytes"))
+}
+
+/// A field holding JSON, either embedded as a string (dstack) or as an object.
+fn embedded_json(value: Option<&Value>, name: &str) -> Result<Value, String> {
+    match value {
+        Some(Value::String(text)) => {
+            serde_json::from_str(text).map_err(|e| format!("{name} is not JSON: {e}"))
+        }
+        Some(Value::Null) | None => Err(format!("{name} is missing")),
+        Some(other) => Ok(other.clone()),
+    }
+}
+
+fn event_log(value: Option<&Value>) -> Result<Vec<LogEntry>, String> {
+    let log = embedded_json(value, "event_log")?;
+    serde_json::from_value(log).map_err(|e| format!("event_log is not a list of entries: {e}"))
+}
+
+fn registers(tcb: &Value) -> Vec<(&'static str, String)> {
+    ["mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3"]
+        .into_iter()
+        .filter_map(|name| {
+            tcb.get(name)
+                .and_then(Value::as_str)
+                .map(|v| (name, v.to_ascii_lowercase()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_are_recognised() {
+        let near = from_document(include_bytes!(
+            "../../tests/fixtures/near-mpc_public_data.json"
+        ))
+        .unwrap();
+        assert_eq!(near.kind, "NEAR public data");
+        assert!(near.collateral.is_some());
+        assert_eq!(near.reported.len(), 5);
+        let lite = from_document(include_bytes!(
+            "../../tests/fixtures/dstack_verifier_tdx-lite-getquote.json"
+        ))
+        .unwrap();
+        assert_eq!(lite.kind, "dstack GetQuote reply");
+        assert!(from_document(b"{}").is_err());
+        assert!(from_document(b"[1,2]").is_err());
+        assert!(from_document(b"not json").is_err());
+    }
+
+    #[test]
+    fn event_logs_as_array_or_lines() {
+        let line = r#"{"imr":3,"event_type":134217729,"digest":"","event":"a","event_payload":"","boot_id":"x"}"#;
+        assert_eq!(
+            event_log_file(format!("[{line}]").as_bytes())
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            event_log_file(format!("{line}\n\n{line}\n").as_bytes())
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(event_log_file(b"{\"imr\":3}\n").is_err());
+    }
+
+    #[test]
+    fn quote_files_as_bytes_or_hex() {
+        assert_eq!(quote_file(b"0400ff\n"), vec![4, 0, 255]);
+        assert_eq!(quote_file(&[4, 0, 2, 0]), vec![4, 0, 2, 0]);
+    }
+}

@@ -1,0 +1,140 @@
+//! The verification result: a checklist for people, or one JSON object for programs.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub status: Status,
+    /// `true` passed, `false` failed, `null` skipped.
+    pub ok: Option<bool>,
+    pub detail: String,
+}
+
+impl Check {
+    pub fn new(name: &str, status: Status, detail: impl Into<String>) -> Self {
+        Self {
+            name: name.to_owned(),
+            status,
+            ok: match status {
+                Status::Passed => Some(true),
+                Status::Failed => Some(false),
+                Status::Skipped => None,
+            },
+            detail: detail.into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Measurements {
+    pub mrtd: String,
+    pub mr_config_id: String,
+    pub rtmr0: String,
+    pub rtmr1: String,
+    pub rtmr2: String,
+    pub rtmr3: String,
+    pub report_data: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EventJson {
+    pub imr: u32,
+    pub event: String,
+    pub event_payload: String,
+    pub digest: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    pub checks: Vec<Check>,
+    pub tcb_status: Option<String>,
+    pub advisory_ids: Vec<String>,
+    pub measurements: Option<Measurements>,
+    pub events: Vec<EventJson>,
+}
+
+impl Report {
+    pub fn pass(&mut self, name: &str, detail: impl Into<String>) {
+        self.checks.push(Check::new(name, Status::Passed, detail));
+    }
+
+    pub fn fail(&mut self, name: &str, detail: impl Into<String>) {
+        self.checks.push(Check::new(name, Status::Failed, detail));
+    }
+
+    pub fn skip(&mut self, name: &str, detail: impl Into<String>) {
+        self.checks.push(Check::new(name, Status::Skipped, detail));
+    }
+
+    /// Passes when `ok`, else fails; the detail says which.
+    pub fn check(&mut self, name: &str, ok: bool, detail: impl Into<String>) {
+        if ok {
+            self.pass(name, detail);
+        } else {
+            self.fail(name, detail);
+        }
+    }
+
+    /// Sets `ok` from the checks; returns it.
+    pub fn finish(&mut self) -> bool {
+        self.ok = self.checks.iter().all(|c| c.status != Status::Failed);
+        self.ok
+    }
+
+    #[must_use]
+    pub fn text(&self) -> String {
+        let width = self.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        let mut out = String::new();
+        for check in &self.checks {
+            let mark = match check.status {
+                Status::Passed => "PASS",
+                Status::Failed => "FAIL",
+                Status::Skipped => "SKIP",
+            };
+            let _ = writeln!(out, "{mark}  {:<width$}  {}", check.name, check.detail);
+        }
+        let failed = self
+            .checks
+            .iter()
+            .filter(|c| c.status == Status::Failed)
+            .count();
+        let skipped = self
+            .checks
+            .iter()
+            .filter(|c| c.status == Status::Skipped)
+            .count();
+        if self.ok {
+            let _ = writeln!(
+                out,
+                "verification passed ({} checks, {skipped} skipped)",
+                self.checks.len()
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "verification FAILED ({failed} of {} checks failed)",
+                self.checks.len()
+            );
+        }
+        out
+    }
+
+    #[must_use]
+    pub fn json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".into());
+        text.push('\n');
+        text
+    }
+}
