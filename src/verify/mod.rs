@@ -690,3 +690,86 @@ fn check_register_expectations(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(names: &[&str]) -> Vec<Event> {
+        names
+            .iter()
+            .map(|n| Event::new(n, format!("{n}-payload").into_bytes()))
+            .collect()
+    }
+
+    fn launcher_verdict(names: &[&str]) -> (Status, String) {
+        let mut report = Report::default();
+        check_launcher(&mut report, &events(names), &Expectations::default());
+        let check = report.checks.pop().unwrap();
+        (check.status, check.detail)
+    }
+
+    const C: &str = "trusted-launcher.config";
+    const W: &str = "trusted-launcher.workload";
+    const R: &str = "trusted-launcher.ready";
+
+    #[test]
+    fn launcher_rules() {
+        let pass = [
+            &["system-ready", C, W, R][..],
+            &["system-ready", C, W, R, "app-event"],
+            &["system-ready", C, C, W, R],
+            &["system-ready", C, W, C, W, R],
+            &["system-ready", C, W, R, C, W, R],
+            &[C, W, R],
+        ];
+        for names in pass {
+            assert_eq!(launcher_verdict(names).0, Status::Passed, "{names:?}");
+        }
+        for (names, detail) in [
+            (&[C, W, R, "system-ready"][..], "comes before system-ready"),
+            (
+                &["system-ready", W, C, R],
+                "comes before any trusted-launcher.config",
+            ),
+            (
+                &["system-ready", C, W],
+                "the last launch (launch 1 of 1) has trusted-launcher.config, trusted-launcher.workload;",
+            ),
+            (
+                &["system-ready", C, W, R, R],
+                "the last launch (launch 1 of 1) has trusted-launcher.config, trusted-launcher.workload, trusted-launcher.ready, trusted-launcher.ready",
+            ),
+            (
+                &["system-ready", C, W, R, "trusted-launcher.extra"],
+                "has trusted-launcher.config, trusted-launcher.workload, trusted-launcher.ready, trusted-launcher.extra",
+            ),
+            (
+                &["system-ready", C, R, C, W, R],
+                "an earlier launch (launch 1 of 2)",
+            ),
+        ] {
+            let (status, text) = launcher_verdict(names);
+            assert_eq!(status, Status::Failed, "{names:?}");
+            assert!(text.contains(detail), "{names:?}: {text}");
+        }
+        assert_eq!(
+            launcher_verdict(&["system-ready", "app"]).0,
+            Status::Skipped
+        );
+    }
+
+    #[test]
+    fn the_last_launch_is_compared() {
+        let mut report = Report::default();
+        let mut log = events(&["system-ready", C, W, R]);
+        log.extend([
+            Event::new(C, "sha256:second"),
+            Event::new(W, "git:second"),
+            Event::new(R, Vec::new()),
+        ]);
+        let launch = check_launcher(&mut report, &log, &Expectations::default()).unwrap();
+        assert_eq!(launch.workload, b"git:second");
+        assert_eq!(launch.config, b"sha256:second");
+    }
+}
