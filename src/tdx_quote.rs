@@ -26,6 +26,10 @@ pub enum QuoteError {
     Version(u16),
     #[error("quote TEE type {0:#x} is not TDX (0x81)")]
     TeeType(u32),
+    #[error("quote v5 body type {0} is not a TD report (2, 3 or 4)")]
+    BodyType(u16),
+    #[error("quote v5 body of type {body_type} declares {size} bytes, which that type cannot have")]
+    BodySize { body_type: u16, size: u32 },
 }
 
 impl TdQuote {
@@ -35,7 +39,10 @@ impl TdQuote {
         let tee_type = u32::from_le_bytes(array(bytes, 4).ok_or_else(|| truncated.clone())?);
         let body = match version {
             4 => HEADER_LEN,
-            5 => HEADER_LEN + 6,
+            5 => {
+                v5_body_size(bytes)?;
+                HEADER_LEN + 6
+            }
             other => return Err(QuoteError::Version(other)),
         };
         if tee_type != TEE_TYPE_TDX {
@@ -63,10 +70,7 @@ pub fn signed_len(bytes: &[u8]) -> Result<usize, QuoteError> {
     let version = u16::from_le_bytes(array(bytes, 0).ok_or_else(truncated)?);
     let signature_field = match version {
         4 => HEADER_LEN + BODY_MIN_LEN,
-        5 => {
-            let body_size = u32::from_le_bytes(array(bytes, HEADER_LEN + 2).ok_or_else(truncated)?);
-            HEADER_LEN + 6 + usize::try_from(body_size).map_err(|_| truncated())?
-        }
+        5 => HEADER_LEN + 6 + usize::try_from(v5_body_size(bytes)?).map_err(|_| truncated())?,
         other => return Err(QuoteError::Version(other)),
     };
     let signature_len = u32::from_le_bytes(array(bytes, signature_field).ok_or_else(truncated)?);
@@ -78,6 +82,25 @@ pub fn signed_len(bytes: &[u8]) -> Result<usize, QuoteError> {
         return Err(truncated());
     }
     Ok(total)
+}
+
+/// A v5 body's declared size, checked against its type: TD report 1.0 (type 2) is 584
+/// bytes, 1.5 (type 3) 648, 1.5 extended (type 4) at least 648.
+fn v5_body_size(bytes: &[u8]) -> Result<u32, QuoteError> {
+    let truncated = || QuoteError::Truncated { len: bytes.len() };
+    let body_type = u16::from_le_bytes(array(bytes, HEADER_LEN).ok_or_else(truncated)?);
+    let size = u32::from_le_bytes(array(bytes, HEADER_LEN + 2).ok_or_else(truncated)?);
+    let fits = match body_type {
+        2 => size == 584,
+        3 => size == 648,
+        4 => size >= 648,
+        other => return Err(QuoteError::BodyType(other)),
+    };
+    if fits {
+        Ok(size)
+    } else {
+        Err(QuoteError::BodySize { body_type, size })
+    }
 }
 
 fn array<const N: usize>(bytes: &[u8], offset: usize) -> Option<[u8; N]> {
@@ -109,6 +132,25 @@ mod tests {
         padded.extend_from_slice(&[0; 70]);
         assert_eq!(signed_len(&padded).unwrap(), len);
         assert!(signed_len(&quote[..len - 1]).is_err());
+    }
+
+    #[test]
+    fn v5_body_types_are_checked() {
+        let quote = include_bytes!("../tests/fixtures/dcap-qvl-0.7.1_sample_tdx_quote_td15ex");
+        assert_eq!(TdQuote::parse(quote).unwrap().version, 5);
+        assert_eq!(signed_len(quote).unwrap(), quote.len());
+        let mut other = quote.to_vec();
+        other[48] = 9;
+        assert_eq!(TdQuote::parse(&other), Err(QuoteError::BodyType(9)));
+        let mut short = quote.to_vec();
+        short[48] = 3;
+        assert_eq!(
+            TdQuote::parse(&short),
+            Err(QuoteError::BodySize {
+                body_type: 3,
+                size: 885
+            })
+        );
     }
 
     #[test]
