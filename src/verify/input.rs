@@ -24,6 +24,8 @@ const QUOTE_EXTENSION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.
 pub struct Evidence {
     pub kind: String,
     pub quote: Option<Vec<u8>>,
+    /// Whether an event log was given at all (a bare `--quote` has none).
+    pub has_log: bool,
     pub entries: Vec<LogEntry>,
     /// Register values reported beside the quote (`tcb_info`), hex.
     pub reported: Vec<(&'static str, String)>,
@@ -76,6 +78,7 @@ fn get_quote(doc: &Value) -> Result<Evidence, String> {
     Ok(Evidence {
         kind: "dstack GetQuote reply".into(),
         quote: Some(quote),
+        has_log: true,
         entries: event_log(doc.get("event_log"))?,
         ..Evidence::default()
     })
@@ -90,6 +93,7 @@ fn info(doc: &Value) -> Result<Evidence, String> {
     Ok(Evidence {
         kind: "dstack Info reply".into(),
         quote: Some(quote_from_certificate(pem)?),
+        has_log: true,
         entries: event_log(tcb.get("event_log"))?,
         reported: registers(&tcb),
         app_compose: tcb
@@ -108,6 +112,7 @@ fn near(dstack: &Value) -> Result<Evidence, String> {
     Ok(Evidence {
         kind: "NEAR public data".into(),
         quote: Some(quote),
+        has_log: true,
         entries: event_log(tcb.get("event_log"))?,
         reported: registers(tcb),
         app_compose: tcb
@@ -144,6 +149,7 @@ fn phala(doc: &Value) -> Result<Evidence, String> {
     Ok(Evidence {
         kind: "phala cvms attestation".into(),
         quote: Some(quote),
+        has_log: true,
         entries: event_log(tcb.get("event_log"))?,
         reported: registers(tcb),
         app_compose: doc
@@ -167,7 +173,7 @@ pub fn quote_file(bytes: &[u8]) -> Vec<u8> {
 /// `--event-log FILE`: a JSON array, or JSON lines (the launcher's own log).
 pub fn event_log_file(bytes: &[u8]) -> Result<Vec<LogEntry>, String> {
     if let Ok(entries) = serde_json::from_slice::<Vec<LogEntry>>(bytes) {
-        return Ok(entries);
+        return known_registers(entries);
     }
     let mut entries = Vec::new();
     for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
@@ -178,7 +184,7 @@ pub fn event_log_file(bytes: &[u8]) -> Result<Vec<LogEntry>, String> {
             .map_err(|e| format!("event log line {} is not an entry: {e}", index + 1))?;
         entries.push(entry);
     }
-    Ok(entries)
+    known_registers(entries)
 }
 
 /// The quote in the leaf (first) certificate of a PEM chain.
@@ -231,7 +237,20 @@ fn embedded_json(value: Option<&Value>, name: &str) -> Result<Value, String> {
 
 fn event_log(value: Option<&Value>) -> Result<Vec<LogEntry>, String> {
     let log = embedded_json(value, "event_log")?;
-    serde_json::from_value(log).map_err(|e| format!("event_log is not a list of entries: {e}"))
+    let entries: Vec<LogEntry> = serde_json::from_value(log)
+        .map_err(|e| format!("event_log is not a list of entries: {e}"))?;
+    known_registers(entries)
+}
+
+/// TDX has RTMR0..3 only: an entry for another register is malformed, not ignorable.
+pub fn known_registers(entries: Vec<LogEntry>) -> Result<Vec<LogEntry>, String> {
+    match entries.iter().position(|e| e.imr > 3) {
+        Some(index) => Err(format!(
+            "event log entry {index} names register {} (TDX has IMR 0 to 3)",
+            entries.get(index).map_or(0, |e| e.imr)
+        )),
+        None => Ok(entries),
+    }
 }
 
 fn registers(tcb: &Value) -> Vec<(&'static str, String)> {
