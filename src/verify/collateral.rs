@@ -4,6 +4,7 @@
 use dcap_qvl::QuoteCollateralV3;
 use serde_json::Value;
 
+use super::input::bytes_of;
 use crate::hex;
 
 pub fn parse(value: &Value) -> Result<QuoteCollateralV3, String> {
@@ -17,10 +18,7 @@ pub fn parse(value: &Value) -> Result<QuoteCollateralV3, String> {
     let bytes = |name: &str| match value.get(name) {
         Some(Value::String(text)) => hex::decode(&text.to_ascii_lowercase())
             .ok_or_else(|| format!("collateral field {name} is not hex")),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
-            .collect::<Option<Vec<u8>>>()
+        Some(array @ Value::Array(_)) => bytes_of(array)
             .ok_or_else(|| format!("collateral field {name} is not an array of bytes")),
         _ => Err(format!("collateral field {name} is missing")),
     };

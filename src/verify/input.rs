@@ -214,14 +214,17 @@ fn hex_field(doc: &Value, name: &str) -> Result<Vec<u8>, String> {
 
 fn byte_array(value: Option<&Value>, name: &str) -> Result<Vec<u8>, String> {
     value
-        .and_then(Value::as_array)
-        .and_then(|items| {
-            items
-                .iter()
-                .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
-                .collect::<Option<Vec<u8>>>()
-        })
+        .and_then(bytes_of)
         .ok_or_else(|| format!("{name} is not an array of bytes"))
+}
+
+/// A JSON array of numbers 0..=255 as bytes (how NEAR serialises byte fields).
+pub fn bytes_of(value: &Value) -> Option<Vec<u8>> {
+    value
+        .as_array()?
+        .iter()
+        .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+        .collect()
 }
 
 /// A field holding JSON, either embedded as a string (dstack) or as an object.
