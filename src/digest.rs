@@ -81,6 +81,44 @@ impl ObjectFormat {
     }
 }
 
+/// An OCI content digest, `sha256:<64 lowercase hex>`: a manifest or index by content.
+///
+/// Only SHA-256 is accepted (what every registry and the approved lists use); equality is
+/// on the bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ImageDigest([u8; 32]);
+
+impl ImageDigest {
+    pub fn parse(text: &str) -> Option<Self> {
+        text.strip_prefix("sha256:")
+            .and_then(hex::decode_exact::<32>)
+            .map(Self)
+    }
+
+    /// The digest of `bytes` (a manifest body).
+    #[must_use]
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(Sha256::digest(bytes).into())
+    }
+
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Display for ImageDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", hex::encode(&self.0))
+    }
+}
+
+impl fmt::Debug for ImageDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ImageDigest({self})")
+    }
+}
+
 /// A SHA-256 digest, e.g. of the exact bytes of the config file.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Sha256Digest([u8; 32]);
@@ -141,6 +179,26 @@ mod tests {
         ] {
             assert_eq!(CommitId::parse(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn image_digest_accepts_only_sha256_lowercase() {
+        let text = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(ImageDigest::parse(&text).unwrap().to_string(), text);
+        for bad in [
+            "ab".repeat(32),
+            format!("sha512:{}", "ab".repeat(32)),
+            format!("sha256:{}", "AB".repeat(32)),
+            format!("sha256:{}", "ab".repeat(31)),
+            format!("SHA256:{}", "ab".repeat(32)),
+            "latest".to_owned(),
+        ] {
+            assert_eq!(ImageDigest::parse(&bad), None, "{bad}");
+        }
+        assert_eq!(
+            ImageDigest::of(b"").to_string(),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
     }
 
     #[test]

@@ -7,8 +7,9 @@ use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::approval::{Approved, ApprovedCommits, ListStatus};
+use crate::approval::{Approved, ApprovedList, ListStatus};
 use crate::config::{self, ConfigFormat, GitSpec, LaunchConfig, LaunchMode, MeasurementSpec};
+use crate::digest::CommitId;
 use crate::error::Error;
 use crate::git::{self, VerifiedCheckout};
 use crate::log::Logger;
@@ -66,6 +67,9 @@ pub enum LaunchError {
 #[derive(Debug)]
 pub struct Resolved {
     pub config: LaunchConfig,
+    /// The approved commit: what the checkout takes.
+    pub commit: Approved<CommitId>,
+    /// The same approval as a workload: what is measured and planned.
     pub approved: Approved<Workload>,
     pub list_status: ListStatus,
     pub events: [Event; 3],
@@ -74,7 +78,7 @@ pub struct Resolved {
 /// Reads and validates the config and selects the approved workload. No side effects.
 pub fn resolve(config_path: &Path, options: &Options, log: &Logger) -> Result<Resolved, Error> {
     let config = config::load(config_path, options.format)?;
-    let list = ApprovedCommits::load(config.git.approved_list.as_deref(), config.git.commit)?;
+    let list = ApprovedList::load(config.git.approved_list.as_deref(), config.git.commit)?;
     if let ListStatus::Missing(path) = list.status() {
         log.warn(&format!(
             "approved list {} does not exist; using the pinned commit {}",
@@ -82,10 +86,12 @@ pub fn resolve(config_path: &Path, options: &Options, log: &Logger) -> Result<Re
             config.git.commit
         ));
     }
-    let approved = list.approve(config.git.override_commit)?;
+    let commit = list.approve(config.git.override_commit)?;
+    let approved = commit.workload();
     let events = contract_events(&config.sha256, &approved);
     Ok(Resolved {
         config,
+        commit,
         approved,
         list_status: list.status().clone(),
         events,
@@ -96,6 +102,7 @@ pub fn resolve(config_path: &Path, options: &Options, log: &Logger) -> Result<Re
 pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<Infallible, Error> {
     let Resolved {
         config,
+        commit,
         approved,
         events,
         ..
@@ -127,7 +134,7 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<Infall
 
     let spec = &config.git;
     let repo_url = absolute_repo_url(&spec.repo_url);
-    let checkout = git::checkout(&repo_url, &spec.work_dir, &approved, log)?;
+    let checkout = git::checkout(&repo_url, &spec.work_dir, &commit, log)?;
     let mut command = workload_command(spec, &checkout, &bash, log)?;
 
     session.measure_until(3, log)?;

@@ -2,20 +2,23 @@
 
 use std::fmt;
 
-use crate::digest::CommitId;
+use crate::digest::{CommitId, ImageDigest};
 
-/// A workload identity. Image mode adds `oci:sha256:<hex>`.
+/// A workload identity: a Git commit, or an OCI image (manifest or index) by digest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Workload {
     Git(CommitId),
+    Image(ImageDigest),
 }
 
 impl Workload {
-    /// The payload of the `trusted-launcher.workload` event, e.g. `git:<full commit hex>`.
+    /// The payload of the `trusted-launcher.workload` event: `git:<full commit hex>` or
+    /// `oci:sha256:<hex>`.
     #[must_use]
     pub fn identity(&self) -> String {
         match self {
             Self::Git(commit) => format!("git:{commit}"),
+            Self::Image(digest) => format!("oci:{digest}"),
         }
     }
 }

@@ -20,7 +20,6 @@ use crate::approval::Approved;
 use crate::digest::{CommitId, ObjectFormat};
 use crate::hex;
 use crate::log::Logger;
-use crate::workload::Workload;
 use command::{FETCH_TIMEOUT, Git, LOCAL_TIMEOUT};
 use objects::{Lookup, ObjectReader};
 
@@ -100,10 +99,10 @@ pub struct VerifiedCheckout {
 pub fn checkout(
     repo_url: &str,
     work_dir: &Path,
-    approved: &Approved<Workload>,
+    approved: &Approved<CommitId>,
     log: &Logger,
 ) -> Result<VerifiedCheckout, GitError> {
-    let Workload::Git(commit) = *approved.value();
+    let commit = *approved.value();
     let format = commit.object_format();
     let git = prepare_work_dir(repo_url, work_dir, format, log)?;
 

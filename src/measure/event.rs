@@ -142,8 +142,8 @@ mod tests {
     fn contract_events_have_fixed_names_payloads_and_order() {
         let config = Sha256Digest::of(b"REPO_URL=x\n");
         let commit = crate::digest::CommitId::parse(&"ab".repeat(20)).unwrap();
-        let list = crate::approval::ApprovedCommits::load(None, commit).unwrap();
-        let events = contract_events(&config, &list.approve(None).unwrap());
+        let list = crate::approval::ApprovedList::load(None, commit).unwrap();
+        let events = contract_events(&config, &list.approve(None).unwrap().workload());
         assert_eq!(events[0].name, "trusted-launcher.config");
         assert_eq!(events[0].payload, format!("sha256:{config}").into_bytes());
         assert_eq!(events[1].name, "trusted-launcher.workload");
