@@ -5,6 +5,7 @@ use crate::config::ConfigError;
 use crate::git::GitError;
 use crate::launch::LaunchError;
 use crate::measure::MeasureError;
+use crate::registry::RegistryError;
 
 /// Exit code for success.
 pub const EXIT_OK: i32 = 0;
@@ -27,6 +28,8 @@ pub enum Error {
     Git(#[from] GitError),
     #[error(transparent)]
     Launch(#[from] LaunchError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
 }
 
 impl Error {

@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::approval::{Approved, ApprovedList, ListStatus};
-use crate::config::{self, ConfigFormat, GitSpec, LaunchConfig, LaunchMode, MeasurementSpec};
-use crate::digest::CommitId;
+use crate::config::{
+    self, ConfigFormat, GitSpec, ImageSpec, LaunchConfig, LaunchMode, MeasurementSpec, WorkloadSpec,
+};
+use crate::digest::{CommitId, ImageDigest};
 use crate::error::Error;
 use crate::git::{self, VerifiedCheckout};
 use crate::log::Logger;
@@ -19,6 +21,7 @@ use crate::measure::{
     contract_events,
 };
 use crate::platform::Platform;
+use crate::registry::{self, Credentials, Resolution};
 use crate::workload::Workload;
 use crate::workload_env;
 
@@ -67,46 +70,127 @@ pub enum LaunchError {
 #[derive(Debug)]
 pub struct Resolved {
     pub config: LaunchConfig,
-    /// The approved commit: what the checkout takes.
-    pub commit: Approved<CommitId>,
-    /// The same approval as a workload: what is measured and planned.
+    pub target: Target,
+    /// The approval as a workload: what is measured and planned.
     pub approved: Approved<Workload>,
     pub list_status: ListStatus,
     pub events: [Event; 3],
 }
 
-/// Reads and validates the config and selects the approved workload. No side effects.
+/// What the approval selected, with what launching it needs.
+#[derive(Debug)]
+pub enum Target {
+    Git {
+        spec: Box<GitSpec>,
+        commit: Approved<CommitId>,
+    },
+    Image {
+        spec: Box<ImageSpec>,
+        digest: Approved<ImageDigest>,
+        /// The digest resolved through the registry (manifest chain checked).
+        resolution: Box<Resolution>,
+    },
+}
+
+/// Reads and validates the config and selects the approved workload; for an image, resolves
+/// it through the registry. Nothing is pulled, measured or started.
 pub fn resolve(config_path: &Path, options: &Options, log: &Logger) -> Result<Resolved, Error> {
     let config = config::load(config_path, options.format)?;
-    let list = ApprovedList::load(config.git.approved_list.as_deref(), config.git.commit)?;
-    if let ListStatus::Missing(path) = list.status() {
-        log.warn(&format!(
-            "approved list {} does not exist; using the pinned commit {}",
-            path.display(),
-            config.git.commit
-        ));
-    }
-    let commit = list.approve(config.git.override_commit)?;
-    let approved = commit.workload();
+    let (target, approved, list_status) = match &config.workload {
+        WorkloadSpec::Git(spec) => {
+            let list = ApprovedList::load(spec.approved_list.as_deref(), spec.commit)?;
+            warn_missing(log, list.status(), "commit", &spec.commit);
+            let commit = list.approve(spec.override_commit)?;
+            let approved = commit.workload();
+            let target = Target::Git {
+                spec: Box::new(spec.clone()),
+                commit,
+            };
+            (target, approved, list.status().clone())
+        }
+        WorkloadSpec::Image(spec) => {
+            let list = ApprovedList::load(spec.approved_list.as_deref(), spec.digest)?;
+            warn_missing(log, list.status(), "digest", &spec.digest);
+            let digest = list.approve(spec.override_digest)?;
+            let credentials = credentials(spec)?;
+            let resolution = registry::resolve(
+                &spec.reference,
+                digest.value(),
+                &spec.platform,
+                spec.insecure,
+                credentials,
+            )?;
+            log.info(&format!(
+                "{} resolved: {} {} -> {} manifest {} (config {})",
+                spec.reference,
+                resolution.kind,
+                resolution.requested,
+                resolution.platform,
+                resolution.manifest,
+                resolution.config
+            ));
+            let approved = digest.workload();
+            let target = Target::Image {
+                spec: Box::new(spec.clone()),
+                digest,
+                resolution: Box::new(resolution),
+            };
+            (target, approved, list.status().clone())
+        }
+    };
     let events = contract_events(&config.sha256, &approved);
     Ok(Resolved {
         config,
-        commit,
+        target,
         approved,
-        list_status: list.status().clone(),
+        list_status,
         events,
     })
+}
+
+fn warn_missing(log: &Logger, status: &ListStatus, what: &str, pinned: &dyn std::fmt::Display) {
+    if let ListStatus::Missing(path) = status {
+        log.warn(&format!(
+            "approved list {} does not exist; using the pinned {what} {pinned}",
+            path.display()
+        ));
+    }
+}
+
+/// Registry credentials: the username from the config, the password from the environment
+/// variable the config names (secrets stay out of the attested config).
+fn credentials(spec: &ImageSpec) -> Result<Option<Credentials>, Error> {
+    let Some(username) = &spec.username else {
+        return Ok(None);
+    };
+    let password = match &spec.password_env {
+        Some(name) => std::env::var(name).map_err(|_| {
+            Error::Usage(format!(
+                "image.password_env names {name}, which is not set (or not UTF-8)"
+            ))
+        })?,
+        None => String::new(),
+    };
+    Ok(Some(Credentials {
+        username: username.clone(),
+        password,
+    }))
 }
 
 /// Resolves, measures, checks out and execs. Returns only on failure.
 pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<Infallible, Error> {
     let Resolved {
         config,
-        commit,
+        target,
         approved,
         events,
         ..
     } = resolve(config_path, options, log)?;
+    let Target::Git { spec, commit } = target else {
+        return Err(Error::Usage(
+            "[image] configs can be planned (`plan`) but not yet launched by this version".into(),
+        ));
+    };
     log.info(&format!(
         "config {} ({} format) sha256:{}",
         config.path.display(),
@@ -132,10 +216,9 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<Infall
     let mut session = Session::start(backend, events, log)?;
     session.measure_until(2, log)?;
 
-    let spec = &config.git;
     let repo_url = absolute_repo_url(&spec.repo_url);
     let checkout = git::checkout(&repo_url, &spec.work_dir, &commit, log)?;
-    let mut command = workload_command(spec, &checkout, &bash, log)?;
+    let mut command = workload_command(&spec, &checkout, &bash, log)?;
 
     session.measure_until(3, log)?;
     let source = command.exec();

@@ -16,6 +16,7 @@ pub mod log;
 pub mod measure;
 pub mod plan;
 pub mod platform;
+pub mod registry;
 pub mod tdx_quote;
 pub mod verify;
 pub mod workload;

@@ -5,25 +5,38 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::hex;
-use crate::launch::Resolved;
+use crate::launch::{Resolved, Target};
 use crate::measure::event::digest_hex;
 
 #[derive(Serialize)]
 struct PlanJson<'a> {
-    config: ConfigJson<'a>,
+    config: ConfigJson,
     workload: String,
     selection: String,
-    repo: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repo: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<ImageJson>,
     events: Vec<EventJson<'a>>,
 }
 
 #[derive(Serialize)]
-struct ConfigJson<'a> {
+struct ConfigJson {
     path: String,
     format: String,
     sha256: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    approved_list: Option<&'a str>,
+    approved_list: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ImageJson {
+    reference: String,
+    requested: String,
+    kind: String,
+    platform: String,
+    manifest: String,
+    config: String,
 }
 
 #[derive(Serialize)]
@@ -37,17 +50,39 @@ struct EventJson<'a> {
 #[must_use]
 pub fn render(resolved: &Resolved, json: bool) -> String {
     let config = &resolved.config;
+    let (repo, approved_list, image) = match &resolved.target {
+        Target::Git { spec, .. } => (
+            Some(spec.repo_url.as_str()),
+            spec.approved_list.as_ref(),
+            None,
+        ),
+        Target::Image {
+            spec, resolution, ..
+        } => (
+            None,
+            spec.approved_list.as_ref(),
+            Some(ImageJson {
+                reference: resolution.reference.to_string(),
+                requested: resolution.requested.to_string(),
+                kind: resolution.kind.to_string(),
+                platform: resolution.platform.to_string(),
+                manifest: resolution.manifest.to_string(),
+                config: resolution.config.to_string(),
+            }),
+        ),
+    };
     if json {
         let plan = PlanJson {
             config: ConfigJson {
                 path: config.path.display().to_string(),
                 format: config.format.to_string(),
                 sha256: config.sha256.to_string(),
-                approved_list: config.git.approved_list.as_deref().and_then(|p| p.to_str()),
+                approved_list: approved_list.map(|p| p.display().to_string()),
             },
             workload: resolved.approved.value().identity(),
             selection: resolved.approved.selection().to_string(),
-            repo: &config.git.repo_url,
+            repo,
+            image,
             events: resolved
                 .events
                 .iter()
@@ -63,14 +98,24 @@ pub fn render(resolved: &Resolved, json: bool) -> String {
         return text;
     }
     let mut out = format!(
-        "config:   {} ({} format) sha256:{}\nworkload: {} ({})\nrepo:     {}\nevents (RTMR3, event type 0x08000001, v1 digests), in order:\n",
+        "config:   {} ({} format) sha256:{}\nworkload: {} ({})\n",
         config.path.display(),
         config.format,
         config.sha256,
         resolved.approved.value(),
         resolved.approved.selection(),
-        config.git.repo_url,
     );
+    if let Some(repo) = repo {
+        let _ = writeln!(out, "repo:     {repo}");
+    }
+    if let Some(image) = &image {
+        let _ = writeln!(
+            out,
+            "image:    {} ({}, {})\nmanifest: {} (config {})",
+            image.reference, image.kind, image.platform, image.manifest, image.config
+        );
+    }
+    out.push_str("events (RTMR3, event type 0x08000001, v1 digests), in order:\n");
     for event in &resolved.events {
         let _ = write!(
             out,

@@ -25,12 +25,14 @@ pub const KEYS: KeyNames = KeyNames {
     backend: "MEASUREMENT_BACKEND",
     dstack_socket: "DSTACK_SOCKET",
     rtmr3_path: "RTMR3_PATH",
-    section: None,
 };
 
 /// Parses the line format into a raw config, collecting every problem.
 pub fn parse(text: &str) -> (RawConfig, Vec<Problem>) {
-    let mut raw = RawConfig::default();
+    let mut raw = RawConfig {
+        git_section: Some(1),
+        ..RawConfig::default()
+    };
     let mut problems = Vec::new();
     for (index, line) in text.split('\n').enumerate() {
         let number = index + 1;

@@ -18,9 +18,10 @@ pub use raw::RawConfig;
 pub use relative_path::RelativePath;
 
 use crate::capped_read::{CappedReadError, read_capped};
-use crate::digest::{CommitId, Sha256Digest};
+use crate::digest::{CommitId, ImageDigest, Sha256Digest};
 use crate::measure::BackendChoice;
-use raw::{KeyNames, Located};
+use crate::registry::{ImageReference, Platform};
+use raw::{KeyNames, Located, RawImage};
 
 /// Configs are small; anything larger is not a config.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
@@ -78,9 +79,36 @@ pub struct LaunchConfig {
     pub format: ConfigFormat,
     /// SHA-256 of the exact file bytes: what the `trusted-launcher.config` event measures.
     pub sha256: Sha256Digest,
-    pub git: GitSpec,
+    pub workload: WorkloadSpec,
     pub measurement: MeasurementSpec,
 }
+
+/// The workload section: `[git]` (or the line format), or `[image]`.
+#[derive(Clone, Debug)]
+pub enum WorkloadSpec {
+    Git(GitSpec),
+    Image(ImageSpec),
+}
+
+/// `[image]`: an OCI image by digest from a registry.
+#[derive(Clone, Debug)]
+pub struct ImageSpec {
+    pub reference: ImageReference,
+    /// The pinned digest: what runs unless an approved list says otherwise.
+    pub digest: ImageDigest,
+    pub approved_list: Option<PathBuf>,
+    pub override_digest: Option<ImageDigest>,
+    pub platform: Platform,
+    /// Plain HTTP to a non-loopback registry.
+    pub insecure: bool,
+    pub username: Option<String>,
+    /// The environment variable holding the registry password (secrets stay out of the
+    /// attested config).
+    pub password_env: Option<String>,
+}
+
+/// The platform an index is resolved for when the config names none.
+pub const DEFAULT_PLATFORM: &str = "linux/amd64";
 
 /// `[measurement]`: where events go. Command-line flags override each field.
 #[derive(Clone, Debug, Default)]
@@ -181,11 +209,11 @@ pub fn load(path: &Path, explicit: Option<ConfigFormat>) -> Result<LaunchConfig,
         validate(raw, &keys, &mut problems)
     };
     match validated {
-        Some((git, measurement)) if problems.is_empty() => Ok(LaunchConfig {
+        Some((workload, measurement)) if problems.is_empty() => Ok(LaunchConfig {
             path: path.to_owned(),
             format,
             sha256: Sha256Digest::of(&bytes),
-            git,
+            workload,
             measurement,
         }),
         _ => {
@@ -215,18 +243,112 @@ fn read_config(path: &Path) -> Result<Vec<u8>, ConfigError> {
 
 /// Checks every field; returns `None` (with problems recorded) if anything is wrong.
 fn validate(
-    raw: RawConfig,
+    mut raw: RawConfig,
     keys: &KeyNames,
     problems: &mut Vec<Problem>,
-) -> Option<(GitSpec, MeasurementSpec)> {
+) -> Option<(WorkloadSpec, MeasurementSpec)> {
     let before = problems.len();
-    if let Some(section) = keys.section
-        && raw == RawConfig::default()
-    {
-        problems.push(Problem::unlocated(ProblemKind::MissingSection { section }));
+    let image = raw.image.take();
+    let mut check = Checker { problems };
+    let measurement = measurement(&mut raw, &mut check);
+    let workload = match (raw.git_section, image) {
+        (Some(_), Some(image)) => {
+            check.push(image.line, ProblemKind::BothSections);
+            None
+        }
+        (None, None) => {
+            check
+                .problems
+                .push(Problem::unlocated(ProblemKind::MissingSection {
+                    section: "git] or [image",
+                }));
+            None
+        }
+        (Some(_), None) => validate_git(raw, keys, &mut check).map(WorkloadSpec::Git),
+        (None, Some(image)) => validate_image(image, &mut check).map(WorkloadSpec::Image),
+    };
+    if check.problems.len() > before {
         return None;
     }
-    let mut check = Checker { problems };
+    Some((workload?, measurement))
+}
+
+fn measurement(raw: &mut RawConfig, check: &mut Checker<'_>) -> MeasurementSpec {
+    let path = |check: &mut Checker<'_>, value: Option<Located<String>>| {
+        value
+            .and_then(|v| check.non_empty(v))
+            .map(|v| PathBuf::from(v.value))
+    };
+    MeasurementSpec {
+        event_log: path(check, raw.event_log.take()),
+        backend: raw
+            .backend
+            .take()
+            .and_then(|v| check.non_empty(v))
+            .and_then(|v| check.backend(&v)),
+        dstack_socket: path(check, raw.dstack_socket.take()),
+        rtmr3_path: path(check, raw.rtmr3_path.take()),
+    }
+}
+
+fn validate_image(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSpec> {
+    let before = check.problems.len();
+    let reference = check
+        .required(raw.reference, "image.reference")
+        .and_then(|v| check.parsed(&v, ImageReference::parse));
+    let digest = check
+        .required(raw.digest, "image.digest")
+        .and_then(|v| check.image_digest(&v));
+    let override_digest = raw
+        .override_digest
+        .and_then(|v| check.non_empty(v))
+        .and_then(|v| check.image_digest(&v));
+    let platform = match raw.platform.and_then(|v| check.non_empty(v)) {
+        Some(v) => check.parsed(&v, Platform::parse),
+        None => Platform::parse(DEFAULT_PLATFORM).ok(),
+    };
+    let approved_list = raw
+        .approved_list
+        .and_then(|v| check.non_empty(v))
+        .map(|v| PathBuf::from(v.value));
+    let username = raw
+        .username
+        .and_then(|v| check.non_empty(v))
+        .map(|v| v.value);
+    let password_env = raw
+        .password_env
+        .and_then(|v| check.non_empty(v))
+        .and_then(|v| {
+            if is_env_name(&v.value) {
+                Some(v.value)
+            } else {
+                check.push(
+                    v.line,
+                    ProblemKind::InvalidEnvName {
+                        key: v.key,
+                        value: v.value,
+                    },
+                );
+                None
+            }
+        });
+    if check.problems.len() > before {
+        return None;
+    }
+    Some(ImageSpec {
+        reference: reference?,
+        digest: digest?,
+        approved_list,
+        override_digest,
+        platform: platform?,
+        insecure: raw.insecure.is_some_and(|v| v.value),
+        username,
+        password_env,
+    })
+}
+
+fn validate_git(raw: RawConfig, keys: &KeyNames, check: &mut Checker<'_>) -> Option<GitSpec> {
+    let before = check.problems.len();
     let repo_url = check
         .required(raw.repo, keys.repo)
         .and_then(|v| check.repo_url(v));
@@ -257,20 +379,6 @@ fn validate(
         .allow_env
         .map(|v| check.env_names(v))
         .unwrap_or_default();
-    let path = |check: &mut Checker<'_>, value: Option<Located<String>>| {
-        value
-            .and_then(|v| check.non_empty(v))
-            .map(|v| PathBuf::from(v.value))
-    };
-    let measurement = MeasurementSpec {
-        event_log: path(&mut check, raw.event_log),
-        backend: raw
-            .backend
-            .and_then(|v| check.non_empty(v))
-            .and_then(|v| check.backend(&v)),
-        dstack_socket: path(&mut check, raw.dstack_socket),
-        rtmr3_path: path(&mut check, raw.rtmr3_path),
-    };
 
     let launch = match (entrypoint, install, run) {
         (Some(entry), _, Some(run)) => {
@@ -306,19 +414,16 @@ fn validate(
     if check.problems.len() > before {
         return None;
     }
-    Some((
-        GitSpec {
-            repo_url: repo_url?,
-            commit: commit?,
-            work_dir: work_dir?,
-            subdir,
-            launch: launch?,
-            approved_list,
-            override_commit,
-            allow_env,
-        },
-        measurement,
-    ))
+    Some(GitSpec {
+        repo_url: repo_url?,
+        commit: commit?,
+        work_dir: work_dir?,
+        subdir,
+        launch: launch?,
+        approved_list,
+        override_commit,
+        allow_env,
+    })
 }
 
 struct Checker<'p> {
@@ -418,6 +523,43 @@ impl Checker<'_> {
         Some(value.value)
     }
 
+    /// Parses with `parse`, recording its reason as an invalid value.
+    fn parsed<T>(
+        &mut self,
+        value: &Located<String>,
+        parse: impl FnOnce(&str) -> Result<T, &'static str>,
+    ) -> Option<T> {
+        match parse(&value.value) {
+            Ok(parsed) => Some(parsed),
+            Err(reason) => {
+                self.push(
+                    value.line,
+                    ProblemKind::InvalidPath {
+                        key: value.key,
+                        value: value.value.clone(),
+                        reason,
+                    },
+                );
+                None
+            }
+        }
+    }
+
+    fn image_digest(&mut self, value: &Located<String>) -> Option<ImageDigest> {
+        let digest = ImageDigest::parse(&value.value);
+        if digest.is_none() {
+            self.push(
+                value.line,
+                ProblemKind::InvalidChoice {
+                    key: value.key,
+                    value: value.value.clone(),
+                    expected: "sha256:<64 lowercase hex>",
+                },
+            );
+        }
+        digest
+    }
+
     fn backend(&mut self, value: &Located<String>) -> Option<BackendChoice> {
         let choice = BackendChoice::parse(&value.value);
         if choice.is_none() {
@@ -501,9 +643,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.format, ConfigFormat::Line);
-        assert_eq!(config.git.commit.to_string(), SHA);
+        let WorkloadSpec::Git(git) = &config.workload else {
+            panic!("not git")
+        };
+        assert_eq!(git.commit.to_string(), SHA);
         assert_eq!(
-            config.git.launch,
+            git.launch,
             LaunchMode::Entrypoint(RelativePath::parse("entrypoint.sh").unwrap())
         );
         assert_eq!(
@@ -629,7 +774,7 @@ mod tests {
     fn toml_missing_section_and_keys() {
         assert_eq!(
             load_text("c.toml", "").unwrap_err(),
-            vec!["c.toml: missing required section [git]"]
+            vec!["c.toml: missing required section [git] or [image]"]
         );
         assert_eq!(
             load_text("c.toml", "[git]\nrepo = \"r\"\n").unwrap_err(),

@@ -78,6 +78,7 @@ pub enum ProblemKind {
         value: String,
         expected: &'static str,
     },
+    BothSections,
     InstallWithoutRun {
         install: &'static str,
         run: &'static str,
@@ -120,6 +121,7 @@ impl fmt::Display for ProblemKind {
                 value,
                 expected,
             } => write!(f, "{key} must be one of {expected} (got {value:?})"),
+            Self::BothSections => f.write_str("a config has either [git] or [image], not both"),
             Self::InstallWithoutRun { install, run } => write!(f, "{install} requires {run}"),
             Self::EntrypointWithRun { entrypoint, run } => write!(
                 f,

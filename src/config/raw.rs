@@ -26,6 +26,23 @@ pub struct RawConfig {
     pub backend: Option<Located<String>>,
     pub dstack_socket: Option<Located<String>>,
     pub rtmr3_path: Option<Located<String>>,
+    /// Line of the `[git]` table (TOML); the line format is always git.
+    pub git_section: Option<usize>,
+    pub image: Option<RawImage>,
+}
+
+/// `[image]` as written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RawImage {
+    pub line: usize,
+    pub reference: Option<Located<String>>,
+    pub digest: Option<Located<String>>,
+    pub approved_list: Option<Located<String>>,
+    pub override_digest: Option<Located<String>>,
+    pub platform: Option<Located<String>>,
+    pub insecure: Option<Located<bool>>,
+    pub username: Option<Located<String>>,
+    pub password_env: Option<Located<String>>,
 }
 
 /// How a format names each field, so messages use the spelling the user wrote.
@@ -45,6 +62,4 @@ pub struct KeyNames {
     pub backend: &'static str,
     pub dstack_socket: &'static str,
     pub rtmr3_path: &'static str,
-    /// The section holding the workload keys, when the format has sections.
-    pub section: Option<&'static str>,
 }

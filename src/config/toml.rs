@@ -13,7 +13,7 @@
 use toml_span::value::{Table, Value, ValueInner};
 
 use super::problem::{Problem, ProblemKind, line_of};
-use super::raw::{KeyNames, Located, RawConfig};
+use super::raw::{KeyNames, Located, RawConfig, RawImage};
 
 pub const KEYS: KeyNames = KeyNames {
     repo: "git.repo",
@@ -30,7 +30,6 @@ pub const KEYS: KeyNames = KeyNames {
     backend: "measurement.backend",
     dstack_socket: "measurement.dstack_socket",
     rtmr3_path: "measurement.rtmr3_path",
-    section: Some("git"),
 };
 
 /// Parses TOML into a raw config, collecting every problem.
@@ -56,6 +55,7 @@ pub fn parse(text: &str) -> (RawConfig, Vec<Problem>) {
     let Some(mut root) = reader.table(&mut root, "the document") else {
         return (raw, problems);
     };
+    raw.git_section = root.get("git").map(|v| line_of(text, v.span.start));
     if let Some(mut git) = reader.section(&mut root, "git") {
         raw.repo = reader.string(&mut git, "repo", KEYS.repo);
         raw.commit = reader.string(&mut git, "commit", KEYS.commit);
@@ -68,6 +68,21 @@ pub fn parse(text: &str) -> (RawConfig, Vec<Problem>) {
         raw.override_commit = reader.string(&mut git, "override", KEYS.override_commit);
         raw.allow_env = reader.strings(&mut git, "allow_env", KEYS.allow_env);
         reader.unknown_keys(git, "git.");
+    }
+    let image_line = root.get("image").map(|v| line_of(text, v.span.start));
+    if let Some(mut image) = reader.section(&mut root, "image") {
+        raw.image = Some(RawImage {
+            line: image_line.unwrap_or(1),
+            reference: reader.string(&mut image, "reference", "image.reference"),
+            digest: reader.string(&mut image, "digest", "image.digest"),
+            approved_list: reader.string(&mut image, "approved_list", "image.approved_list"),
+            override_digest: reader.string(&mut image, "override", "image.override"),
+            platform: reader.string(&mut image, "platform", "image.platform"),
+            insecure: reader.boolean(&mut image, "insecure", "image.insecure"),
+            username: reader.string(&mut image, "username", "image.username"),
+            password_env: reader.string(&mut image, "password_env", "image.password_env"),
+        });
+        reader.unknown_keys(image, "image.");
     }
     if let Some(mut measurement) = reader.section(&mut root, "measurement") {
         raw.event_log = reader.string(&mut measurement, "event_log", KEYS.event_log);
@@ -130,6 +145,31 @@ impl<'de> Reader<'de, '_> {
             ProblemKind::WrongType {
                 key: key.to_owned(),
                 expected: "a string",
+            },
+        ));
+        None
+    }
+
+    fn boolean(
+        &mut self,
+        table: &mut Table<'de>,
+        name: &str,
+        key: &'static str,
+    ) -> Option<Located<bool>> {
+        let mut value = table.remove(name)?;
+        let line = self.line(&value);
+        if let ValueInner::Boolean(flag) = value.take() {
+            return Some(Located {
+                key,
+                line,
+                value: flag,
+            });
+        }
+        self.problems.push(Problem::at(
+            line,
+            ProblemKind::WrongType {
+                key: key.to_owned(),
+                expected: "true or false",
             },
         ));
         None

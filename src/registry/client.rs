@@ -1,0 +1,477 @@
+//! Fetching manifests by digest from an untrusted registry.
+//!
+//! The registry and the network are not trusted: every body is size-capped and must hash to
+//! the digest asked for; auth is discovered from the registry's challenge, never hard-coded;
+//! credentials go only to HTTPS (or loopback) realms; plain HTTP is used only for a loopback
+//! registry or with an explicit `insecure`; transient failures are retried a few times with
+//! backoff, timeouts and client errors are not.
+
+use std::fmt;
+use std::io::Read as _;
+use std::thread;
+use std::time::Duration;
+
+use super::RegistryError;
+use super::manifest::ACCEPT;
+use super::reference::ImageReference;
+use crate::digest::ImageDigest;
+
+/// A manifest is kilobytes; anything near this is not one.
+pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+const MAX_TOKEN_BYTES: u64 = 1024 * 1024;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+const ATTEMPTS: u32 = 4;
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+
+/// Registry credentials. The password never appears in `Debug` output.
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Credentials({}, <redacted>)", self.username)
+    }
+}
+
+/// A bearer token: secret.
+#[derive(Clone)]
+struct Token(String);
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// A fetched manifest whose bytes hash to the digest asked for.
+#[derive(Debug)]
+pub struct Manifest {
+    pub body: Vec<u8>,
+    pub content_type: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Client {
+    reference: ImageReference,
+    base: String,
+    insecure: bool,
+    credentials: Option<Credentials>,
+    token: Option<Token>,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    #[must_use]
+    pub fn new(
+        reference: &ImageReference,
+        insecure: bool,
+        credentials: Option<Credentials>,
+    ) -> Self {
+        let scheme = if reference.is_loopback() || insecure {
+            "http"
+        } else {
+            "https"
+        };
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .redirects(0)
+            .user_agent(concat!("trusted-launcher/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Self {
+            reference: reference.clone(),
+            base: format!("{scheme}://{}", reference.registry()),
+            insecure,
+            credentials,
+            token: None,
+            agent,
+        }
+    }
+
+    /// GETs `/v2/<repository>/manifests/<digest>` and checks the body against the digest.
+    pub fn manifest(&mut self, digest: &ImageDigest) -> Result<Manifest, RegistryError> {
+        let url = format!(
+            "{}/v2/{}/manifests/{digest}",
+            self.base,
+            self.reference.repository()
+        );
+        let mut authenticated = false;
+        loop {
+            let response = self.get_with_retries(&url, true)?;
+            match response {
+                Reply::Ok { body, content_type } => {
+                    let actual = ImageDigest::of(&body);
+                    if actual != *digest {
+                        return Err(RegistryError::DigestMismatch {
+                            requested: digest.to_string(),
+                            actual: actual.to_string(),
+                        });
+                    }
+                    return Ok(Manifest { body, content_type });
+                }
+                Reply::Unauthorized { challenge } if !authenticated => {
+                    self.authenticate(challenge.as_deref())?;
+                    authenticated = true;
+                }
+                Reply::Unauthorized { .. } => {
+                    return Err(RegistryError::Unauthorized {
+                        registry: self.reference.registry().to_owned(),
+                        detail: "the registry refused the credentials it asked for".into(),
+                    });
+                }
+                Reply::Status { code, body } => {
+                    return Err(if code == 404 {
+                        RegistryError::NotFound {
+                            digest: digest.to_string(),
+                            reference: self.reference.to_string(),
+                        }
+                    } else {
+                        RegistryError::Status {
+                            url,
+                            status: code,
+                            body,
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    /// Answers a `WWW-Authenticate` challenge: a bearer token from the realm, or basic auth.
+    fn authenticate(&mut self, challenge: Option<&str>) -> Result<(), RegistryError> {
+        let unauthorized = |detail: String| RegistryError::Unauthorized {
+            registry: self.reference.registry().to_owned(),
+            detail,
+        };
+        let challenge = challenge
+            .map(parse_challenge)
+            .ok_or_else(|| unauthorized("401 without a WWW-Authenticate challenge".into()))?;
+        match challenge.scheme.to_ascii_lowercase().as_str() {
+            "basic" => {
+                let credentials = self.credentials.as_ref().ok_or_else(|| {
+                    unauthorized("basic auth required and no credentials configured".into())
+                })?;
+                self.token = Some(Token(format!(
+                    "Basic {}",
+                    base64(format!("{}:{}", credentials.username, credentials.password).as_bytes())
+                )));
+                Ok(())
+            }
+            "bearer" => {
+                let realm = challenge
+                    .param("realm")
+                    .ok_or_else(|| unauthorized("bearer challenge without a realm".into()))?;
+                self.check_realm(realm)?;
+                let mut request = self.agent.get(realm);
+                if let Some(service) = challenge.param("service") {
+                    request = request.query("service", service);
+                }
+                let scope = challenge.param("scope").map_or_else(
+                    || format!("repository:{}:pull", self.reference.repository()),
+                    str::to_owned,
+                );
+                request = request.query("scope", &scope);
+                if let Some(credentials) = &self.credentials {
+                    request = request.set(
+                        "Authorization",
+                        &format!(
+                            "Basic {}",
+                            base64(
+                                format!("{}:{}", credentials.username, credentials.password)
+                                    .as_bytes()
+                            )
+                        ),
+                    );
+                }
+                let body = match request.call() {
+                    Ok(response) => read_capped(response, MAX_TOKEN_BYTES).map_err(unauthorized)?,
+                    Err(ureq::Error::Status(code, _)) => {
+                        return Err(unauthorized(format!(
+                            "token service at {realm} answered HTTP {code} (wrong credentials?)"
+                        )));
+                    }
+                    Err(ureq::Error::Transport(error)) => {
+                        return Err(unauthorized(format!(
+                            "token service at {realm} unreachable: {error}"
+                        )));
+                    }
+                };
+                let reply: serde_json::Value = serde_json::from_slice(&body)
+                    .map_err(|e| unauthorized(format!("token reply is not JSON: {e}")))?;
+                let token = reply
+                    .get("token")
+                    .or_else(|| reply.get("access_token"))
+                    .and_then(serde_json::Value::as_str)
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| unauthorized("token reply has no token".into()))?;
+                self.token = Some(Token(format!("Bearer {token}")));
+                Ok(())
+            }
+            other => Err(unauthorized(format!("unsupported auth scheme {other:?}"))),
+        }
+    }
+
+    /// Credentials and tokens travel only over HTTPS, or to this machine.
+    fn check_realm(&self, realm: &str) -> Result<(), RegistryError> {
+        let plain = realm
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("http://"));
+        if !plain {
+            return if realm
+                .get(..8)
+                .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+            {
+                Ok(())
+            } else {
+                Err(RegistryError::PlainHttp {
+                    url: realm.to_owned(),
+                })
+            };
+        }
+        let host = realm
+            .get(7..)
+            .unwrap_or_default()
+            .split(['/', '?'])
+            .next()
+            .unwrap_or_default();
+        let loopback = ImageReference::parse(&format!("{host}/x")).is_ok_and(|r| r.is_loopback());
+        if loopback || self.insecure {
+            Ok(())
+        } else {
+            Err(RegistryError::PlainHttp {
+                url: realm.to_owned(),
+            })
+        }
+    }
+
+    fn get_with_retries(&self, url: &str, manifest: bool) -> Result<Reply, RegistryError> {
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            let mut request = self.agent.get(url);
+            if manifest {
+                request = request.set("Accept", ACCEPT);
+            }
+            if let Some(Token(header)) = &self.token {
+                request = request.set("Authorization", header);
+            }
+            let transient = match request.call() {
+                Ok(response) => {
+                    let content_type = response.header("Content-Type").map(str::to_owned);
+                    let body = read_capped(response, MAX_MANIFEST_BYTES).map_err(|detail| {
+                        if detail.starts_with("larger than") {
+                            RegistryError::TooLarge {
+                                url: url.to_owned(),
+                                max: MAX_MANIFEST_BYTES,
+                            }
+                        } else {
+                            RegistryError::Transport {
+                                url: url.to_owned(),
+                                detail,
+                            }
+                        }
+                    })?;
+                    return Ok(Reply::Ok { body, content_type });
+                }
+                Err(ureq::Error::Status(401, response)) => {
+                    return Ok(Reply::Unauthorized {
+                        challenge: response.header("WWW-Authenticate").map(str::to_owned),
+                    });
+                }
+                Err(ureq::Error::Status(code, response)) if code == 429 || code >= 500 => {
+                    let _ = response;
+                    RegistryError::Status {
+                        url: url.to_owned(),
+                        status: code,
+                        body: String::new(),
+                    }
+                }
+                Err(ureq::Error::Status(code, response)) => {
+                    let body = read_capped(response, 64 * 1024).unwrap_or_default();
+                    return Ok(Reply::Status {
+                        code,
+                        body: String::from_utf8_lossy(&body).chars().take(200).collect(),
+                    });
+                }
+                Err(ureq::Error::Transport(error)) => {
+                    let detail = error.to_string();
+                    if detail.contains("timed out") || detail.contains("Timeout") {
+                        return Err(RegistryError::TimedOut {
+                            url: url.to_owned(),
+                            seconds: REQUEST_TIMEOUT.as_secs(),
+                        });
+                    }
+                    RegistryError::Transport {
+                        url: url.to_owned(),
+                        detail,
+                    }
+                }
+            };
+            if attempt >= ATTEMPTS {
+                return Err(RegistryError::GaveUp {
+                    attempts: attempt,
+                    last: Box::new(transient),
+                });
+            }
+            thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+            attempt += 1;
+        }
+    }
+}
+
+enum Reply {
+    Ok {
+        body: Vec<u8>,
+        content_type: Option<String>,
+    },
+    Unauthorized {
+        challenge: Option<String>,
+    },
+    Status {
+        code: u16,
+        body: String,
+    },
+}
+
+fn read_capped(response: ureq::Response, max: u64) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    response
+        .into_reader()
+        .take(max + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| {
+            if e.to_string().contains("timed out") {
+                "timed out reading the body".to_owned()
+            } else {
+                e.to_string()
+            }
+        })?;
+    if body.len() as u64 > max {
+        return Err(format!("larger than {max} bytes"));
+    }
+    Ok(body)
+}
+
+/// `Bearer realm="...",service="...",scope="..."`.
+#[derive(Debug, PartialEq, Eq)]
+struct Challenge {
+    scheme: String,
+    params: Vec<(String, String)>,
+}
+
+impl Challenge {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn parse_challenge(header: &str) -> Challenge {
+    let header = header.trim();
+    let (scheme, mut rest) = header.split_once(' ').unwrap_or((header, ""));
+    let mut params = Vec::new();
+    loop {
+        rest = rest.trim_start_matches([' ', ',']);
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
+        let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
+            match quoted.find('"') {
+                Some(end) => (
+                    quoted.get(..end).unwrap_or_default(),
+                    quoted.get(end + 1..).unwrap_or_default(),
+                ),
+                None => (quoted, ""),
+            }
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (
+                after.get(..end).unwrap_or_default(),
+                after.get(end..).unwrap_or_default(),
+            )
+        };
+        params.push((key.trim().to_owned(), value.to_owned()));
+        rest = next;
+    }
+    Challenge {
+        scheme: scheme.to_owned(),
+        params,
+    }
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk.first().copied().unwrap_or(0),
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                let index = usize::try_from((n >> shift) & 63).unwrap_or(0);
+                out.push(char::from(TABLE.get(index).copied().unwrap_or(b'A')));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges() {
+        let c = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/ubuntu:pull,push""#,
+        );
+        assert_eq!(c.scheme, "Bearer");
+        assert_eq!(c.param("realm"), Some("https://auth.docker.io/token"));
+        assert_eq!(
+            c.param("scope"),
+            Some("repository:library/ubuntu:pull,push")
+        );
+        assert_eq!(c.param("service"), Some("registry.docker.io"));
+        let basic = parse_challenge("Basic realm=registry");
+        assert_eq!(
+            (basic.scheme.as_str(), basic.param("realm")),
+            ("Basic", Some("registry"))
+        );
+        assert_eq!(parse_challenge("").params, vec![]);
+    }
+
+    #[test]
+    fn base64_known_answers() {
+        for (input, output) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("user:pass", "dXNlcjpwYXNz"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), output, "{input}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let credentials = Credentials {
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
+        assert!(!format!("{credentials:?}").contains("hunter2"));
+        assert!(!format!("{:?}", Token("Bearer abc".into())).contains("abc"));
+    }
+}

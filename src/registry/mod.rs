@@ -1,0 +1,135 @@
+//! Resolving an approved image digest through its registry, without pulling: the manifest
+//! (or index, then the platform's manifest), each body checked against its digest.
+
+mod client;
+pub mod manifest;
+pub mod reference;
+
+use std::fmt;
+
+pub use client::{Client, Credentials, MAX_MANIFEST_BYTES};
+pub use manifest::Platform;
+pub use reference::ImageReference;
+
+use crate::digest::ImageDigest;
+use manifest::Parsed;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(
+        "the registry returned a manifest whose sha256 is {actual}, which does not match the requested {requested}; refusing it"
+    )]
+    DigestMismatch { requested: String, actual: String },
+    #[error("manifest at {url} is larger than {max} bytes; refusing it")]
+    TooLarge { url: String, max: u64 },
+    #[error("{digest} is an index with no manifest for platform {platform}")]
+    NoPlatform { digest: String, platform: String },
+    #[error("{digest} is malformed: {detail}")]
+    Malformed { digest: String, detail: String },
+    #[error("authentication with {registry} failed: {detail}")]
+    Unauthorized { registry: String, detail: String },
+    #[error("{url} timed out after {seconds}s")]
+    TimedOut { url: String, seconds: u64 },
+    #[error("cannot reach {url}: {detail}")]
+    Transport { url: String, detail: String },
+    #[error("{url} answered HTTP {status}: {body}")]
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error("{digest} not found in {reference}")]
+    NotFound { digest: String, reference: String },
+    #[error(
+        "refusing plain HTTP to {url} (allowed only for a loopback registry, or with insecure = true)"
+    )]
+    PlainHttp { url: String },
+    #[error("giving up after {attempts} attempts: {last}")]
+    GaveUp {
+        attempts: u32,
+        last: Box<RegistryError>,
+    },
+}
+
+/// Whether the approved digest named an index or a single manifest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Index,
+    Manifest,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Index => "index",
+            Self::Manifest => "manifest",
+        })
+    }
+}
+
+/// What an approved digest resolves to on one platform.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolution {
+    pub reference: ImageReference,
+    /// The approved digest (what is measured).
+    pub requested: ImageDigest,
+    pub kind: Kind,
+    pub platform: Platform,
+    /// The platform's image manifest (equal to `requested` for a single manifest).
+    pub manifest: ImageDigest,
+    /// The image config blob: the image ID Docker shows after pulling.
+    pub config: ImageDigest,
+}
+
+/// Fetches and checks the manifest chain of `digest`.
+pub fn resolve(
+    reference: &ImageReference,
+    digest: &ImageDigest,
+    platform: &Platform,
+    insecure: bool,
+    credentials: Option<Credentials>,
+) -> Result<Resolution, RegistryError> {
+    let mut client = Client::new(reference, insecure, credentials);
+    let malformed = |digest: &ImageDigest, detail: String| RegistryError::Malformed {
+        digest: digest.to_string(),
+        detail,
+    };
+    let top = client.manifest(digest)?;
+    let parsed = manifest::parse(&top.body, top.content_type.as_deref(), platform)
+        .map_err(|detail| malformed(digest, detail))?;
+    let (kind, manifest, config) = match parsed {
+        Parsed::Manifest { config } => (Kind::Manifest, *digest, config),
+        Parsed::Index {
+            platform_manifest: None,
+        } => {
+            return Err(RegistryError::NoPlatform {
+                digest: digest.to_string(),
+                platform: platform.to_string(),
+            });
+        }
+        Parsed::Index {
+            platform_manifest: Some(platform_digest),
+        } => {
+            let inner = client.manifest(&platform_digest)?;
+            match manifest::parse(&inner.body, inner.content_type.as_deref(), platform)
+                .map_err(|detail| malformed(&platform_digest, detail))?
+            {
+                Parsed::Manifest { config } => (Kind::Index, platform_digest, config),
+                Parsed::Index { .. } => {
+                    return Err(malformed(
+                        &platform_digest,
+                        "an index inside an index".into(),
+                    ));
+                }
+            }
+        }
+    };
+    Ok(Resolution {
+        reference: reference.clone(),
+        requested: *digest,
+        kind,
+        platform: platform.clone(),
+        manifest,
+        config,
+    })
+}
