@@ -465,6 +465,43 @@ mod tests {
         }
     }
 
+    /// Plain HTTP only for a loopback registry or with `insecure`; never for a realm that
+    /// would receive credentials off this machine.
+    #[test]
+    fn plain_http_only_where_allowed() {
+        let remote = ImageReference::parse("registry.example.com/app").unwrap();
+        let local = ImageReference::parse("127.0.0.1:5000/app").unwrap();
+        assert!(
+            Client::new(&remote, false, None)
+                .base
+                .starts_with("https://")
+        );
+        assert!(Client::new(&remote, true, None).base.starts_with("http://"));
+        assert!(Client::new(&local, false, None).base.starts_with("http://"));
+        let client = Client::new(&remote, false, None);
+        assert!(client.check_realm("https://auth.example.com/token").is_ok());
+        assert!(client.check_realm("http://127.0.0.1:9/token").is_ok());
+        for refused in [
+            "http://auth.example.com/token",
+            "http://127.0.0.1.evil.com/token",
+            "ftp://x/token",
+            "token",
+        ] {
+            assert!(
+                matches!(
+                    client.check_realm(refused),
+                    Err(RegistryError::PlainHttp { .. })
+                ),
+                "{refused}"
+            );
+        }
+        assert!(
+            Client::new(&remote, true, None)
+                .check_realm("http://auth.example.com/token")
+                .is_ok()
+        );
+    }
+
     #[test]
     fn secrets_are_redacted() {
         let credentials = Credentials {
