@@ -32,6 +32,7 @@ pub const VALUE_OPTIONS: &[&str] = &[
     "--measurement-backend",
     "--dstack-socket",
     "--rtmr3-path",
+    "--docker",
 ];
 
 #[derive(Debug, Args)]
@@ -67,6 +68,10 @@ pub struct GlobalArgs {
         help = "The kernel's RTMR3 measurement file, for tdx-sysfs [default: /sys/devices/virtual/misc/tdx_guest/measurements/rtmr3:sha384]"
     )]
     pub rtmr3_path: Option<PathBuf>,
+
+    /// The docker CLI for image mode [default: docker on the system PATH]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub docker: Option<PathBuf>,
 
     /// Config format [default: `.toml` extension, else by content]
     #[arg(long, global = true, value_enum)]

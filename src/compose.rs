@@ -28,6 +28,20 @@ pub enum TemplateError {
     Unterminated { line: usize },
 }
 
+/// Compose interpolates `$VAR` and `${VAR}` inside values from its own environment; `$$`
+/// is a literal `$`. Every string in `value` is escaped so it reaches the workload as written.
+#[must_use]
+pub fn literal(value: Value) -> Value {
+    match value {
+        Value::String(text) => Value::String(text.replace('$', "$$")),
+        Value::Array(items) => Value::Array(items.into_iter().map(literal).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, literal(v))).collect())
+        }
+        other => other,
+    }
+}
+
 /// Fills `template` with `values`. Every placeholder must be known and in value position.
 pub fn render(template: &str, values: &BTreeMap<&str, Value>) -> Result<String, TemplateError> {
     let mut out = String::with_capacity(template.len() + 256);
@@ -135,6 +149,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn dollar_signs_are_not_interpolated() {
+        let value = literal(json!({"A": "$HOME", "B": ["${X}", "a$$b"], "C": 1}));
+        assert_eq!(
+            value,
+            json!({"A": "$$HOME", "B": ["$${X}", "a$$$$b"], "C": 1})
+        );
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 use crate::approval::ApprovalError;
 use crate::config::ConfigError;
+use crate::docker::DockerError;
 use crate::git::GitError;
+use crate::image_launch::ImageLaunchError;
 use crate::launch::LaunchError;
 use crate::measure::MeasureError;
 use crate::registry::RegistryError;
@@ -30,6 +32,10 @@ pub enum Error {
     Launch(#[from] LaunchError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error(transparent)]
+    ImageLaunch(#[from] ImageLaunchError),
 }
 
 impl Error {

@@ -1,6 +1,5 @@
 //! The pipeline: config → approve → measure → check out → exec.
 
-use std::convert::Infallible;
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::process::CommandExt as _;
@@ -12,8 +11,10 @@ use crate::config::{
     self, ConfigFormat, GitSpec, ImageSpec, LaunchConfig, LaunchMode, MeasurementSpec, WorkloadSpec,
 };
 use crate::digest::{CommitId, ImageDigest};
+use crate::docker::ProcessDocker;
 use crate::error::Error;
 use crate::git::{self, VerifiedCheckout};
+use crate::image_launch;
 use crate::log::Logger;
 use crate::measure::tdx_sysfs::DEFAULT_RTMR3_PATH;
 use crate::measure::{
@@ -34,6 +35,8 @@ pub struct Options {
     pub dstack_socket: Option<PathBuf>,
     pub rtmr3_path: Option<PathBuf>,
     pub format: Option<ConfigFormat>,
+    /// The docker CLI to use instead of the one on the system PATH.
+    pub docker: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +106,7 @@ pub fn resolve(config_path: &Path, options: &Options, log: &Logger) -> Result<Re
             let commit = list.approve(spec.override_commit)?;
             let approved = commit.workload();
             let target = Target::Git {
-                spec: Box::new(spec.clone()),
+                spec: spec.clone(),
                 commit,
             };
             (target, approved, list.status().clone())
@@ -131,7 +134,7 @@ pub fn resolve(config_path: &Path, options: &Options, log: &Logger) -> Result<Re
             ));
             let approved = digest.workload();
             let target = Target::Image {
-                spec: Box::new(spec.clone()),
+                spec: spec.clone(),
                 digest,
                 resolution: Box::new(resolution),
             };
@@ -178,7 +181,7 @@ fn credentials(spec: &ImageSpec) -> Result<Option<Credentials>, Error> {
 }
 
 /// Resolves, measures, checks out and execs. Returns only on failure.
-pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<Infallible, Error> {
+pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, Error> {
     let Resolved {
         config,
         target,
@@ -186,11 +189,6 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<Infall
         events,
         ..
     } = resolve(config_path, options, log)?;
-    let Target::Git { spec, commit } = target else {
-        return Err(Error::Usage(
-            "[image] configs can be planned (`plan`) but not yet launched by this version".into(),
-        ));
-    };
     log.info(&format!(
         "config {} ({} format) sha256:{}",
         config.path.display(),
@@ -211,22 +209,61 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<Infall
             "nontee mode inside a TDX guest: nothing is measured into RTMR3, so no quote will show this launch",
         );
     }
-    let bash = git::find_program("bash").ok_or(LaunchError::BashNotFound)?;
+    match target {
+        Target::Git { spec, commit } => {
+            let bash = git::find_program("bash").ok_or(LaunchError::BashNotFound)?;
+            let mut session = Session::start(backend, events, log)?;
+            session.measure_until(2, log)?;
 
-    let mut session = Session::start(backend, events, log)?;
-    session.measure_until(2, log)?;
+            let repo_url = absolute_repo_url(&spec.repo_url);
+            let checkout = git::checkout(&repo_url, &spec.work_dir, &commit, log)?;
+            let mut command = workload_command(&spec, &checkout, &bash, log)?;
 
-    let repo_url = absolute_repo_url(&spec.repo_url);
-    let checkout = git::checkout(&repo_url, &spec.work_dir, &commit, log)?;
-    let mut command = workload_command(&spec, &checkout, &bash, log)?;
+            session.measure_until(3, log)?;
+            let source = command.exec();
+            Err(LaunchError::Exec {
+                program: bash,
+                source,
+            }
+            .into())
+        }
+        Target::Image {
+            spec, resolution, ..
+        } => {
+            // Everything that can fail without side effects fails before measuring.
+            let docker = ProcessDocker::locate(options.docker.as_deref())?;
+            let rendered = image_launch::render(&spec, &resolution)?;
+            let password = credentials(&spec)?.map(|c| c.password);
+            let mut session = Session::start(backend, events, log)?;
+            session.measure_until(2, log)?;
 
-    session.measure_until(3, log)?;
-    let source = command.exec();
-    Err(LaunchError::Exec {
-        program: bash,
-        source,
+            let mut command = image_launch::prepare(
+                &spec,
+                &resolution,
+                &rendered,
+                &docker,
+                password.as_deref(),
+                log,
+            )?;
+
+            session.measure_until(3, log)?;
+            if spec.detach {
+                log.info(&format!("starting {} detached", spec.project));
+                let status = command.status().map_err(|source| LaunchError::Exec {
+                    program: PathBuf::from("docker"),
+                    source,
+                })?;
+                return Ok(status.code().unwrap_or(1));
+            }
+            log.info(&format!("exec: compose up for project {}", spec.project));
+            let source = command.exec();
+            Err(LaunchError::Exec {
+                program: PathBuf::from("docker"),
+                source,
+            }
+            .into())
+        }
     }
-    .into())
 }
 
 /// Command-line flags win over the config's `[measurement]`.

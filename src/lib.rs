@@ -9,9 +9,11 @@ pub mod cli;
 pub mod compose;
 pub mod config;
 pub mod digest;
+pub mod docker;
 pub mod error;
 pub mod git;
 pub mod hex;
+pub mod image_launch;
 pub mod launch;
 pub mod log;
 pub mod measure;
@@ -88,6 +90,7 @@ fn dispatch(cli: Cli, log: &Logger) -> Result<i32, Error> {
             }),
             dstack_socket: global.dstack_socket.clone(),
             rtmr3_path: global.rtmr3_path.clone(),
+            docker: global.docker.clone(),
             format: global.format.map(|f| match f {
                 ConfigFormatArg::Line => ConfigFormat::Line,
                 ConfigFormatArg::Toml => ConfigFormat::Toml,
@@ -107,9 +110,7 @@ fn dispatch(cli: Cli, log: &Logger) -> Result<i32, Error> {
             print(&if json { report.json() } else { report.text() })?;
             Ok(if report.ok { EXIT_OK } else { EXIT_FAILURE })
         }
-        Command::Run { config } => {
-            match launch::run(&config_or_default(config), &options()?, log)? {}
-        }
+        Command::Run { config } => launch::run(&config_or_default(config), &options()?, log),
     }
 }
 

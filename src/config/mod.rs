@@ -86,8 +86,8 @@ pub struct LaunchConfig {
 /// The workload section: `[git]` (or the line format), or `[image]`.
 #[derive(Clone, Debug)]
 pub enum WorkloadSpec {
-    Git(GitSpec),
-    Image(ImageSpec),
+    Git(Box<GitSpec>),
+    Image(Box<ImageSpec>),
 }
 
 /// `[image]`: an OCI image by digest from a registry.
@@ -105,7 +105,33 @@ pub struct ImageSpec {
     /// The environment variable holding the registry password (secrets stay out of the
     /// attested config).
     pub password_env: Option<String>,
+    /// Compose project name: stable, so a restart replaces rather than duplicates.
+    pub project: String,
+    pub compose_template: Option<PathBuf>,
+    /// Where the rendered compose file is written.
+    pub compose_file: PathBuf,
+    /// `up -d` and exit, instead of exec'ing `up` in the foreground.
+    pub detach: bool,
+    pub service: ServiceSpec,
 }
+
+/// `[image.service]`: what a user sets on the one service of the built-in template.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceSpec {
+    pub command: Option<Vec<String>>,
+    pub environment: Vec<(String, String)>,
+    pub ports: Vec<String>,
+    pub volumes: Vec<String>,
+    pub cap_add: Vec<String>,
+    pub restart: String,
+    /// Mount the dstack guest-agent socket into the workload (off by default).
+    pub dstack_socket: bool,
+    /// Mount the Docker socket into the workload (off by default).
+    pub docker_socket: bool,
+}
+
+pub const DEFAULT_PROJECT: &str = "trusted-launcher";
+pub const DEFAULT_COMPOSE_FILE: &str = "/run/trusted-launcher/compose.yaml";
 
 /// The platform an index is resolved for when the config names none.
 pub const DEFAULT_PLATFORM: &str = "linux/amd64";
@@ -264,8 +290,12 @@ fn validate(
                 }));
             None
         }
-        (Some(_), None) => validate_git(raw, keys, &mut check).map(WorkloadSpec::Git),
-        (None, Some(image)) => validate_image(image, &mut check).map(WorkloadSpec::Image),
+        (Some(_), None) => {
+            validate_git(raw, keys, &mut check).map(|spec| WorkloadSpec::Git(Box::new(spec)))
+        }
+        (None, Some(image)) => {
+            validate_image(image, &mut check).map(|spec| WorkloadSpec::Image(Box::new(spec)))
+        }
     };
     if check.problems.len() > before {
         return None;
@@ -332,6 +362,42 @@ fn validate_image(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSpec> {
                 None
             }
         });
+    let project = match raw.project.and_then(|v| check.non_empty(v)) {
+        Some(v) => check.parsed(&v, |text| {
+            let valid = text
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            if valid {
+                Ok(text.to_owned())
+            } else {
+                Err("must be lowercase letters, digits, - and _")
+            }
+        }),
+        None => Some(DEFAULT_PROJECT.to_owned()),
+    };
+    let path = |check: &mut Checker<'_>, value: Option<Located<String>>| {
+        value
+            .and_then(|v| check.non_empty(v))
+            .map(|v| PathBuf::from(v.value))
+    };
+    let compose_template = path(check, raw.compose_template);
+    let compose_file =
+        path(check, raw.compose_file).unwrap_or_else(|| PathBuf::from(DEFAULT_COMPOSE_FILE));
+    let service = service(
+        check,
+        RawService {
+            command: raw.command,
+            environment: raw.environment,
+            ports: raw.ports,
+            volumes: raw.volumes,
+            cap_add: raw.cap_add,
+            restart: raw.restart,
+        },
+    );
     if check.problems.len() > before {
         return None;
     }
@@ -344,7 +410,148 @@ fn validate_image(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSpec> {
         insecure: raw.insecure.is_some_and(|v| v.value),
         username,
         password_env,
+        project: project?,
+        compose_template,
+        compose_file,
+        detach: raw.detach.is_some_and(|v| v.value),
+        service: ServiceSpec {
+            dstack_socket: raw.dstack_socket.is_some_and(|v| v.value),
+            docker_socket: raw.docker_socket.is_some_and(|v| v.value),
+            ..service
+        },
     })
+}
+
+struct RawService {
+    command: Option<Located<Vec<String>>>,
+    environment: Option<Located<Vec<(String, String)>>>,
+    ports: Option<Located<Vec<String>>>,
+    volumes: Option<Located<Vec<String>>>,
+    cap_add: Option<Located<Vec<String>>>,
+    restart: Option<Located<String>>,
+}
+
+/// Every service value is checked by grammar; compose would read a bad one some other way.
+fn service(check: &mut Checker<'_>, raw: RawService) -> ServiceSpec {
+    let mut each =
+        |value: Option<Located<Vec<String>>>, valid: fn(&str) -> bool, reason: &'static str| {
+            let Some(value) = value else {
+                return Vec::new();
+            };
+            for item in &value.value {
+                if !valid(item) {
+                    check.push(
+                        value.line,
+                        ProblemKind::InvalidPath {
+                            key: value.key,
+                            value: item.clone(),
+                            reason,
+                        },
+                    );
+                }
+            }
+            value.value
+        };
+    let ports = each(
+        raw.ports,
+        is_port_mapping,
+        "entry must be [ip:]host:container[/tcp|/udp] with ports 1-65535",
+    );
+    let volumes = each(
+        raw.volumes,
+        is_volume,
+        "entry must be source:/absolute/target[:ro|:rw]",
+    );
+    let cap_add = each(
+        raw.cap_add,
+        |c| !c.is_empty() && c.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'),
+        "entry must be a capability name like NET_ADMIN",
+    );
+    let command = raw.command.map(|v| each(Some(v), |_| true, ""));
+    let environment = match raw.environment {
+        Some(env) => {
+            for (name, _) in &env.value {
+                if !is_env_name(name) {
+                    check.push(
+                        env.line,
+                        ProblemKind::InvalidEnvName {
+                            key: env.key,
+                            value: name.clone(),
+                        },
+                    );
+                }
+            }
+            env.value
+        }
+        None => Vec::new(),
+    };
+    let restart = match raw.restart {
+        Some(v) if ["no", "always", "on-failure", "unless-stopped"].contains(&v.value.as_str()) => {
+            v.value
+        }
+        Some(v) => {
+            check.push(
+                v.line,
+                ProblemKind::InvalidChoice {
+                    key: v.key,
+                    value: v.value,
+                    expected: "no, always, on-failure, unless-stopped",
+                },
+            );
+            String::new()
+        }
+        None => "no".to_owned(),
+    };
+    ServiceSpec {
+        command,
+        environment,
+        ports,
+        volumes,
+        cap_add,
+        restart,
+        dstack_socket: false,
+        docker_socket: false,
+    }
+}
+
+fn is_port(text: &str) -> bool {
+    text.parse::<u16>().is_ok_and(|p| p > 0)
+}
+
+/// `[ip:]host:container[/tcp|/udp]`.
+fn is_port_mapping(text: &str) -> bool {
+    let (ports, protocol) = text.split_once('/').unwrap_or((text, "tcp"));
+    if protocol != "tcp" && protocol != "udp" {
+        return false;
+    }
+    match ports.rsplitn(3, ':').collect::<Vec<_>>().as_slice() {
+        [container, host] => is_port(container) && is_port(host),
+        [container, host, ip] => {
+            is_port(container) && is_port(host) && ip.parse::<std::net::IpAddr>().is_ok()
+        }
+        _ => false,
+    }
+}
+
+/// `source:/target[:ro|:rw]`, source an absolute path or a named volume.
+fn is_volume(text: &str) -> bool {
+    let parts: Vec<&str> = text.split(':').collect();
+    let (source, target, mode) = match parts.as_slice() {
+        [s, t] => (*s, *t, "rw"),
+        [s, t, m] => (*s, *t, *m),
+        _ => return false,
+    };
+    let named = source
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && source
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    (source.starts_with('/') || named)
+        && target.starts_with('/')
+        && (mode == "ro" || mode == "rw")
+        && !text.chars().any(|c| c.is_control() || c == '$')
 }
 
 fn validate_git(raw: RawConfig, keys: &KeyNames, check: &mut Checker<'_>) -> Option<GitSpec> {

@@ -43,6 +43,18 @@ pub struct RawImage {
     pub insecure: Option<Located<bool>>,
     pub username: Option<Located<String>>,
     pub password_env: Option<Located<String>>,
+    pub project: Option<Located<String>>,
+    pub compose_template: Option<Located<String>>,
+    pub compose_file: Option<Located<String>>,
+    pub detach: Option<Located<bool>>,
+    pub command: Option<Located<Vec<String>>>,
+    pub environment: Option<Located<Vec<(String, String)>>>,
+    pub ports: Option<Located<Vec<String>>>,
+    pub volumes: Option<Located<Vec<String>>>,
+    pub cap_add: Option<Located<Vec<String>>>,
+    pub restart: Option<Located<String>>,
+    pub dstack_socket: Option<Located<bool>>,
+    pub docker_socket: Option<Located<bool>>,
 }
 
 /// How a format names each field, so messages use the spelling the user wrote.

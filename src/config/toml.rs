@@ -81,7 +81,32 @@ pub fn parse(text: &str) -> (RawConfig, Vec<Problem>) {
             insecure: reader.boolean(&mut image, "insecure", "image.insecure"),
             username: reader.string(&mut image, "username", "image.username"),
             password_env: reader.string(&mut image, "password_env", "image.password_env"),
+            project: reader.string(&mut image, "project", "image.project"),
+            compose_template: reader.string(
+                &mut image,
+                "compose_template",
+                "image.compose_template",
+            ),
+            compose_file: reader.string(&mut image, "compose_file", "image.compose_file"),
+            detach: reader.boolean(&mut image, "detach", "image.detach"),
+            ..RawImage::default()
         });
+        if let (Some(raw_image), Some(mut service)) =
+            (raw.image.as_mut(), reader.section(&mut image, "service"))
+        {
+            raw_image.command = reader.strings(&mut service, "command", "image.service.command");
+            raw_image.environment =
+                reader.string_map(&mut service, "environment", "image.service.environment");
+            raw_image.ports = reader.strings(&mut service, "ports", "image.service.ports");
+            raw_image.volumes = reader.strings(&mut service, "volumes", "image.service.volumes");
+            raw_image.cap_add = reader.strings(&mut service, "cap_add", "image.service.cap_add");
+            raw_image.restart = reader.string(&mut service, "restart", "image.service.restart");
+            raw_image.dstack_socket =
+                reader.boolean(&mut service, "dstack_socket", "image.service.dstack_socket");
+            raw_image.docker_socket =
+                reader.boolean(&mut service, "docker_socket", "image.service.docker_socket");
+            reader.unknown_keys(service, "image.service.");
+        }
         reader.unknown_keys(image, "image.");
     }
     if let Some(mut measurement) = reader.section(&mut root, "measurement") {
@@ -173,6 +198,36 @@ impl<'de> Reader<'de, '_> {
             },
         ));
         None
+    }
+
+    fn string_map(
+        &mut self,
+        table: &mut Table<'de>,
+        name: &str,
+        key: &'static str,
+    ) -> Option<Located<Vec<(String, String)>>> {
+        let mut value = table.remove(name)?;
+        let line = self.line(&value);
+        let pairs = match value.take() {
+            ValueInner::Table(entries) => entries
+                .into_iter()
+                .map(|(k, mut v)| match v.take() {
+                    ValueInner::String(text) => Some((k.name.into_owned(), text.into_owned())),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>(),
+            _ => None,
+        };
+        if pairs.is_none() {
+            self.problems.push(Problem::at(
+                line,
+                ProblemKind::WrongType {
+                    key: key.to_owned(),
+                    expected: "a table of strings",
+                },
+            ));
+        }
+        pairs.map(|value| Located { key, line, value })
     }
 
     fn strings(

@@ -48,6 +48,15 @@ impl std::fmt::Display for Platform {
     }
 }
 
+/// containerd's defaults: an arm64 entry without a variant is v8, an arm one v7.
+fn normalized_variant<'a>(architecture: &str, variant: Option<&'a str>) -> Option<&'a str> {
+    match (architecture, variant) {
+        ("arm64", None) => Some("v8"),
+        ("arm", None) => Some("v7"),
+        (_, variant) => variant,
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Document {
@@ -114,11 +123,9 @@ pub fn parse(
                 let Some(p) = &descriptor.platform else {
                     continue;
                 };
-                let variant_matches = match (&platform.variant, &p.variant) {
-                    (None, _) => true,
-                    (Some(wanted), Some(have)) => wanted == have,
-                    (Some(_), None) => false,
-                };
+                let variant_matches = platform.variant.is_none()
+                    || normalized_variant(&platform.architecture, platform.variant.as_deref())
+                        == normalized_variant(&p.architecture, p.variant.as_deref());
                 if p.os == platform.os && p.architecture == platform.architecture && variant_matches
                 {
                     let digest = ImageDigest::parse(&descriptor.digest).ok_or_else(|| {

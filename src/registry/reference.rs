@@ -65,6 +65,20 @@ impl ImageReference {
         &self.repository
     }
 
+    /// The name Docker uses for this repository (and shows in `RepoDigests`): Docker Hub
+    /// images without the registry, official ones without `library/`.
+    #[must_use]
+    pub fn docker_name(&self) -> String {
+        if self.registry == DOCKER_HUB {
+            self.repository
+                .strip_prefix("library/")
+                .unwrap_or(&self.repository)
+                .to_owned()
+        } else {
+            format!("{}/{}", self.registry, self.repository)
+        }
+    }
+
     /// Whether the registry is this machine: plain HTTP is allowed only there.
     #[must_use]
     pub fn is_loopback(&self) -> bool {
@@ -122,6 +136,24 @@ mod tests {
             !ImageReference::parse("127.0.0.1.evil.com/x")
                 .unwrap()
                 .is_loopback()
+        );
+    }
+
+    #[test]
+    fn docker_names() {
+        assert_eq!(
+            ImageReference::parse("ubuntu").unwrap().docker_name(),
+            "ubuntu"
+        );
+        assert_eq!(
+            ImageReference::parse("nearone/mpc-node")
+                .unwrap()
+                .docker_name(),
+            "nearone/mpc-node"
+        );
+        assert_eq!(
+            ImageReference::parse("ghcr.io/o/a").unwrap().docker_name(),
+            "ghcr.io/o/a"
         );
     }
 

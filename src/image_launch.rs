@@ -1,0 +1,149 @@
+//! Image mode's launch steps: render the compose file, pull and confirm the approved image,
+//! write the file, and build the compose command.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::capped_read::{CappedReadError, read_capped};
+use crate::compose::{self, BUILT_IN, TemplateError};
+use crate::config::ImageSpec;
+use crate::docker::{self, Docker, DockerError};
+use crate::log::Logger;
+use crate::registry::Resolution;
+
+const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
+const DSTACK_SOCKET: &str = "/var/run/dstack.sock:/var/run/dstack.sock";
+const DOCKER_SOCKET: &str = "/var/run/docker.sock:/var/run/docker.sock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageLaunchError {
+    #[error("cannot read compose template {path}: {detail}")]
+    Template { path: String, detail: String },
+    #[error("compose template {path}: {source}")]
+    Render { path: String, source: TemplateError },
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error("cannot write compose file {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// The compose document for the approved image, rendered before anything is measured so a
+/// bad template stops the launch with nothing done.
+pub fn render(spec: &ImageSpec, resolution: &Resolution) -> Result<String, ImageLaunchError> {
+    let (name, template) = match &spec.compose_template {
+        Some(path) => {
+            let bytes =
+                read_capped(path, MAX_TEMPLATE_BYTES).map_err(|e| ImageLaunchError::Template {
+                    path: path.display().to_string(),
+                    detail: match e {
+                        CappedReadError::Io(source) => source.to_string(),
+                        CappedReadError::TooLarge => {
+                            format!("larger than {MAX_TEMPLATE_BYTES} bytes")
+                        }
+                    },
+                })?;
+            let text = String::from_utf8(bytes).map_err(|_| ImageLaunchError::Template {
+                path: path.display().to_string(),
+                detail: "not UTF-8".into(),
+            })?;
+            (path.display().to_string(), text)
+        }
+        None => ("(built-in)".to_owned(), BUILT_IN.to_owned()),
+    };
+    let service = &spec.service;
+    let mut volumes = service.volumes.clone();
+    if service.dstack_socket {
+        volumes.push(DSTACK_SOCKET.to_owned());
+    }
+    if service.docker_socket {
+        volumes.push(DOCKER_SOCKET.to_owned());
+    }
+    let environment: serde_json::Map<String, Value> = service
+        .environment
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let values: BTreeMap<&str, Value> = BTreeMap::from([
+        ("project", json!(spec.project)),
+        (
+            "container_name",
+            json!(format!("{}-workload", spec.project)),
+        ),
+        ("image", json!(image_name(spec, resolution))),
+        ("restart", json!(service.restart)),
+        (
+            "command",
+            service.command.as_ref().map_or(Value::Null, |c| json!(c)),
+        ),
+        ("environment", Value::Object(environment)),
+        ("ports", json!(service.ports)),
+        ("volumes", json!(volumes)),
+        ("cap_add", json!(service.cap_add)),
+    ])
+    .into_iter()
+    .map(|(k, v)| (k, compose::literal(v)))
+    .collect();
+    compose::render(&template, &values)
+        .map_err(|source| ImageLaunchError::Render { path: name, source })
+}
+
+/// `repository@digest` as Docker spells it: the approved digest, never a tag.
+#[must_use]
+pub fn image_name(spec: &ImageSpec, resolution: &Resolution) -> String {
+    format!("{}@{}", spec.reference.docker_name(), resolution.requested)
+}
+
+/// Pulls the approved digest, confirms the engine holds exactly that image, writes the
+/// compose file, and returns the compose command to run.
+pub fn prepare(
+    spec: &ImageSpec,
+    resolution: &Resolution,
+    rendered: &str,
+    docker: &dyn Docker,
+    password: Option<&str>,
+    log: &Logger,
+) -> Result<Command, ImageLaunchError> {
+    if let Some(username) = &spec.username {
+        docker.login(
+            spec.reference.registry(),
+            username,
+            password.unwrap_or_default(),
+        )?;
+    }
+    let image = image_name(spec, resolution);
+    log.info(&format!("pulling {image}"));
+    docker.pull(&image)?;
+    let info = docker.inspect(&image)?;
+    docker::confirm(
+        &info,
+        &spec.reference.docker_name(),
+        &resolution.requested.to_string(),
+        &resolution.config.to_string(),
+    )?;
+    log.info(&format!(
+        "image verified: {image} is config {} for {}",
+        resolution.config, resolution.platform
+    ));
+    write_atomically(&spec.compose_file, rendered)?;
+    Ok(docker.compose_up(&spec.project, &spec.compose_file, spec.detach)?)
+}
+
+fn write_atomically(path: &Path, text: &str) -> Result<(), ImageLaunchError> {
+    let error = |source| ImageLaunchError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(error)?;
+    }
+    let temporary = path.with_extension("tmp");
+    fs::write(&temporary, text).map_err(error)?;
+    fs::rename(&temporary, path).map_err(error)
+}
