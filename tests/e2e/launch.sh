@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# End-to-end tier of image mode: the real trusted-launcher binary, in nontee mode, against a
+# real registry with token auth, a real dockerd and compose v2 (all started here, loopback
+# only). Prints one line per case and a closing "N passed, M failed".
+# Usage: tests/e2e/launch.sh [path/to/trusted-launcher]
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+BIN=${1:-target/release/trusted-launcher}
+[ -x "$BIN" ] || { echo "no launcher binary at $BIN (cargo build --release first)" >&2; exit 2; }
+BIN=$(realpath "$BIN")
+
+tests/e2e/setup.sh || exit 1
+W=$(tests/e2e/start.sh) || exit 1
+trap 'tests/e2e/stop.sh "$W" --purge >/dev/null 2>&1' EXIT
+tests/e2e/build_images.sh "$W" >/dev/null || { echo "building test images failed" >&2; exit 1; }
+set -a; . "$W/env"; . "$W/images.env"; set +a
+
+passed=0 failed=0
+pass() { passed=$((passed + 1)); echo "PASS  $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL  $1"; [ -n "${2:-}" ] && sed 's/^/      /' "$2" | tail -20; }
+
+# Host networking (the private dockerd has no bridge); everything else as the built-in template.
+cat >"$W/template.yaml" <<'TEMPLATE'
+name: {{ project }}
+services:
+  workload:
+    image: {{ image }}
+    container_name: {{ container_name }}
+    network_mode: host
+    restart: {{ restart }}
+    command: {{ command }}
+    environment: {{ environment }}
+    volumes: {{ volumes }}
+    cap_drop:
+      - ALL
+    cap_add: {{ cap_add }}
+    security_opt:
+      - no-new-privileges:true
+TEMPLATE
+
+# config NAME DIGEST [extra [image] lines] [extra [image.service] lines]
+config() {
+  cat >"$W/$1.toml" <<CONFIG
+[image]
+reference = "$IMAGE_REPO"
+digest = "$2"
+username = "$REGISTRY_USER"
+password_env = "E2E_REGISTRY_SECRET"
+project = "e2e-$1"
+compose_template = "$W/template.yaml"
+compose_file = "$W/$1.compose.yaml"
+${3:-}
+[image.service]
+${4:-}
+CONFIG
+  echo "$W/$1.toml"
+}
+
+launch() { # CONFIG-PATH OUT-FILE: run the launcher; return its exit code
+  E2E_REGISTRY_SECRET=$REGISTRY_PASSWORD timeout 120 "$BIN" --platform nontee \
+    --event-log "$W/events.jsonl" run "$1" >"$2" 2>&1
+}
+events() { [ -f "$W/events.jsonl" ] && wc -l <"$W/events.jsonl" || echo 0; }
+hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
+
+# 1. An index pinned by digest, foreground: the amd64 image runs with our env and args.
+c=$(config pinned "$MULTI_INDEX_DIGEST" "" 'command = ["hello", "world"]
+environment = { E2E_MESSAGE = "from-config" }')
+if launch "$c" "$W/1.out" && grep -q "E2E-MARKER $MULTI_AMD64_MARKER" "$W/1.out" \
+  && grep -q "E2E-ARGS hello world" "$W/1.out" && grep -q "E2E-MESSAGE from-config" "$W/1.out" \
+  && grep -q "\"event_payload\":\"$(hex "oci:$MULTI_INDEX_DIGEST")\"" "$W/events.jsonl"; then
+  pass "index digest pinned: pulled, confirmed, compose up, measured oci:$MULTI_INDEX_DIGEST"
+else fail "index digest pinned" "$W/1.out"; fi
+
+# 2. The approved list moves to another digest: the newest entry runs (no command: null).
+printf '{"approved_hashes":["%s","%s"]}' "$OTHER_DIGEST" "$MULTI_INDEX_DIGEST" >"$W/approved.json"
+c=$(config listed "$MULTI_INDEX_DIGEST" "approved_list = \"$W/approved.json\"")
+if launch "$c" "$W/2.out" && grep -q "E2E-MARKER $OTHER_MARKER" "$W/2.out"; then
+  pass "approved list update: newest approved digest runs"
+else fail "approved list update" "$W/2.out"; fi
+
+# 3. A listed override wins over the newest entry.
+c=$(config override "$MULTI_INDEX_DIGEST" "approved_list = \"$W/approved.json\"
+override = \"$MULTI_INDEX_DIGEST\"")
+if launch "$c" "$W/3.out" && grep -q "E2E-MARKER $MULTI_AMD64_MARKER" "$W/3.out"; then
+  pass "listed override runs"
+else fail "listed override" "$W/3.out"; fi
+
+# 4. An override that is not approved: refused, nothing measured, nothing started.
+before=$(events)
+c=$(config refused "$MULTI_INDEX_DIGEST" "approved_list = \"$W/approved.json\"
+override = \"$SINGLE_DIGEST\"")
+if ! launch "$c" "$W/4.out" && grep -q "is not approved" "$W/4.out" && [ "$(events)" = "$before" ] \
+  && [ -z "$(docker ps -aq --filter name=e2e-refused)" ]; then
+  pass "unapproved override refused before measuring or starting"
+else fail "unapproved override refused" "$W/4.out"; fi
+
+# 5. Wrong registry password: refused at resolution, nothing measured.
+before=$(events)
+c=$(config badpw "$SINGLE_DIGEST")
+if ! E2E_REGISTRY_SECRET=wrong timeout 120 "$BIN" --platform nontee --event-log "$W/events.jsonl" \
+  run "$c" >"$W/5.out" 2>&1 && grep -qi "authentication" "$W/5.out" && [ "$(events)" = "$before" ]; then
+  pass "wrong registry password refused"
+else fail "wrong registry password refused" "$W/5.out"; fi
+
+# 6. A value trying to add keys to the compose document stays one string.
+c=$(config inject "$SINGLE_DIGEST" "" 'environment = { E2E_MESSAGE = "x\n    privileged: true\n    pid: host" }')
+if launch "$c" "$W/6.out" && grep -q "E2E-MARKER $SINGLE_MARKER" "$W/6.out" \
+  && [ "$(docker inspect -f '{{.HostConfig.Privileged}} {{.HostConfig.PidMode}}' e2e-inject-workload)" = "false " ]; then
+  pass "injection through a value does not change the compose document"
+else fail "injection through a value" "$W/6.out"; fi
+
+# 7. Detached: the launcher exits 0 and the workload keeps running under a stable name.
+c=$(config detached "$SINGLE_DIGEST" "detach = true" 'environment = { E2E_SLEEP = "30" }')
+if launch "$c" "$W/7.out" && [ "$(docker inspect -f '{{.State.Running}}' e2e-detached-workload 2>/dev/null)" = "true" ]; then
+  pass "detach: compose up -d, launcher exits 0, workload running"
+else fail "detach" "$W/7.out"; fi
+docker rm -f e2e-detached-workload >/dev/null 2>&1
+
+echo "e2e: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
