@@ -215,7 +215,8 @@ impl<T: ListEntry> ApprovedList<T> {
     fn describe(&self) -> String {
         match &self.status {
             ListStatus::Loaded { path, entries } => {
-                format!("{entries} entries in {}", path.display())
+                let noun = if *entries == 1 { "entry" } else { "entries" };
+                format!("{entries} {noun} in {}", path.display())
             }
             ListStatus::Missing(path) => {
                 format!("{} is missing, so only the pinned value is", path.display())

@@ -268,6 +268,11 @@ impl Client {
                                 url: url.to_owned(),
                                 max: MAX_MANIFEST_BYTES,
                             }
+                        } else if detail.starts_with("timed out") {
+                            RegistryError::TimedOut {
+                                url: url.to_owned(),
+                                seconds: REQUEST_TIMEOUT.as_secs(),
+                            }
                         } else {
                             RegistryError::Transport {
                                 url: url.to_owned(),
@@ -283,11 +288,11 @@ impl Client {
                     });
                 }
                 Err(ureq::Error::Status(code, response)) if code == 429 || code >= 500 => {
-                    let _ = response;
+                    let body = read_capped(response, 64 * 1024).unwrap_or_default();
                     RegistryError::Status {
                         url: url.to_owned(),
                         status: code,
-                        body: String::new(),
+                        body: String::from_utf8_lossy(&body).chars().take(200).collect(),
                     }
                 }
                 Err(ureq::Error::Status(code, response)) => {
@@ -298,7 +303,8 @@ impl Client {
                     });
                 }
                 Err(ureq::Error::Transport(error)) => {
-                    let detail = error.to_string();
+                    // ureq's text starts with the URL, which the error already names.
+                    let detail = error.to_string().replace(&format!("{url}: "), "");
                     if detail.contains("timed out") || detail.contains("Timeout") {
                         return Err(RegistryError::TimedOut {
                             url: url.to_owned(),

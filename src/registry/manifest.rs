@@ -118,7 +118,7 @@ pub fn parse(
     match media_type.as_str() {
         OCI_INDEX | DOCKER_LIST => {
             let manifests = document.manifests.ok_or("index has no manifests")?;
-            let mut found = None;
+            let mut candidates: Vec<(ImageDigest, Option<String>)> = Vec::new();
             for descriptor in &manifests {
                 let Some(p) = &descriptor.platform else {
                     continue;
@@ -131,17 +131,27 @@ pub fn parse(
                     let digest = ImageDigest::parse(&descriptor.digest).ok_or_else(|| {
                         format!("index lists a malformed digest {:?}", descriptor.digest)
                     })?;
-                    if found.is_some_and(|f| f != digest) {
-                        return Err(format!(
-                            "index lists more than one manifest for platform {platform}"
-                        ));
+                    if !candidates.iter().any(|(d, _)| *d == digest) {
+                        candidates.push((digest, p.variant.clone()));
                     }
-                    found = Some(digest);
                 }
             }
-            Ok(Parsed::Index {
-                platform_manifest: found,
-            })
+            // Without a wanted variant, an entry without one (the baseline) wins over
+            // variants such as amd64/v3; anything still ambiguous is refused.
+            if candidates.len() > 1 && platform.variant.is_none() {
+                candidates.retain(|(_, variant)| variant.is_none());
+            }
+            match candidates.as_slice() {
+                [] => Ok(Parsed::Index {
+                    platform_manifest: None,
+                }),
+                [(digest, _)] => Ok(Parsed::Index {
+                    platform_manifest: Some(*digest),
+                }),
+                _ => Err(format!(
+                    "index lists more than one manifest for platform {platform}"
+                )),
+            }
         }
         OCI_MANIFEST | DOCKER_MANIFEST => {
             let config = document.config.ok_or("image manifest has no config")?;
@@ -211,6 +221,31 @@ mod tests {
             pick("linux/riscv64"),
             Parsed::Index {
                 platform_manifest: None
+            }
+        );
+    }
+
+    #[test]
+    fn baseline_entry_wins_without_a_wanted_variant() {
+        let with_v3 = format!(
+            r#"{{"mediaType":"{OCI_INDEX}","manifests":[
+              {{"digest":"{}","platform":{{"os":"linux","architecture":"amd64","variant":"v3"}}}},
+              {{"digest":"{}","platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#,
+            d('5'),
+            d('6')
+        );
+        let amd64 = Platform::parse("linux/amd64").unwrap();
+        assert_eq!(
+            parse(with_v3.as_bytes(), None, &amd64).unwrap(),
+            Parsed::Index {
+                platform_manifest: ImageDigest::parse(&d('6'))
+            }
+        );
+        let v3 = Platform::parse("linux/amd64/v3").unwrap();
+        assert_eq!(
+            parse(with_v3.as_bytes(), None, &v3).unwrap(),
+            Parsed::Index {
+                platform_manifest: ImageDigest::parse(&d('5'))
             }
         );
     }

@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod fake_agent;
+pub mod fake_registry;
 
 use std::collections::BTreeMap;
 use std::fs;
