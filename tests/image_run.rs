@@ -1,0 +1,281 @@
+//! Image mode `run`, fast tier: the real binary against the in-process registry and a
+//! recording `docker` (via `--docker`) whose `image inspect` answer each test chooses. The
+//! real engine and registry are exercised by tests/e2e/launch.sh.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::PathBuf;
+
+use common::fake_registry::{FakeRegistry, Flavor, Image, Mode};
+use common::{Fixture, Run};
+
+/// A fake docker CLI: records every call, answers `image inspect` from `inspect.json`,
+/// and `compose ... up` by printing its arguments and the compose file it was given.
+struct FakeDocker {
+    script: PathBuf,
+    calls: PathBuf,
+    inspect: PathBuf,
+}
+
+impl FakeDocker {
+    fn new(fx: &Fixture) -> Self {
+        let script = fx.path().join("docker");
+        let calls = fx.path().join("docker-calls.log");
+        let inspect = fx.path().join("inspect.json");
+        fs::write(
+            &script,
+            format!(
+                r#"#!/bin/bash
+echo "$*" >> {calls}
+case "$1" in
+  login) cat > /dev/null; exit 0 ;;
+  pull) [ -n "$FAKE_PULL_FAIL" ] && {{ echo "pull denied" >&2; exit 1; }}; exit 0 ;;
+  image) cat {inspect} ;;
+  compose)
+    [ "$2" = version ] && {{ echo "Docker Compose version v2.fake"; exit 0; }}
+    file=""; prev=""
+    for a in "$@"; do [ "$prev" = "--file" ] && file=$a; prev=$a; done
+    echo "COMPOSE-UP $*"; cat "$file"; exit 0 ;;
+  *) exit 3 ;;
+esac
+"#,
+                calls = calls.display(),
+                inspect = inspect.display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        Self {
+            script,
+            calls,
+            inspect,
+        }
+    }
+
+    fn answer_inspect(&self, repo_digest: &str, id: &str) {
+        fs::write(
+            &self.inspect,
+            format!(r#"{{"Id":"{id}","RepoDigests":["{repo_digest}"],"Os":"linux"}}"#),
+        )
+        .unwrap();
+    }
+
+    fn calls(&self) -> Vec<String> {
+        fs::read_to_string(&self.calls)
+            .map(|t| t.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+}
+
+struct Setup {
+    fx: Fixture,
+    registry: FakeRegistry,
+    image: Image,
+    docker: FakeDocker,
+}
+
+fn setup() -> Setup {
+    let fx = Fixture::new();
+    let registry = FakeRegistry::start(Mode::Normal);
+    let image = Image::new(Flavor::Oci, "linux/amd64", "run");
+    registry.push_image(&image);
+    let docker = FakeDocker::new(&fx);
+    Setup {
+        fx,
+        registry,
+        image,
+        docker,
+    }
+}
+
+impl Setup {
+    fn config(&self, extra: &str) -> PathBuf {
+        self.fx.write(
+            "image.toml",
+            &format!(
+                "[image]\nreference = \"{}\"\ndigest = \"{}\"\ncompose_file = \"{}\"\n{extra}",
+                self.registry.reference(),
+                self.image.digest(),
+                self.fx.path().join("compose.yaml").display()
+            ),
+        )
+    }
+
+    fn run(&self, config: &std::path::Path) -> Run {
+        self.fx
+            .launcher()
+            .args(["--docker", self.docker.script.to_str().unwrap()])
+            .arg(config.to_str().unwrap())
+            .run()
+    }
+
+    fn approved_image(&self) -> String {
+        format!("{}@{}", self.registry.reference(), self.image.digest())
+    }
+
+    fn measured(&self) -> Vec<String> {
+        self.fx
+            .events()
+            .iter()
+            .map(|e| e["event"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+#[test]
+fn pulls_confirms_renders_measures_and_execs_compose() {
+    let s = setup();
+    s.docker
+        .answer_inspect(&s.approved_image(), &s.image.config_digest());
+    let config = s.config(
+        "[image.service]\nenvironment = { MODE = \"prod $HOME\" }\nports = [\"8080:80\"]\n",
+    );
+    let run = s.run(&config);
+    run.success()
+        .stdout_has("COMPOSE-UP compose --project-name trusted-launcher --file")
+        .stdout_has(&format!("    image: \"{}\"", s.approved_image()))
+        .stdout_has("    environment: {\"MODE\":\"prod $$HOME\"}")
+        .stdout_has("      - no-new-privileges:true")
+        .stderr_has("image verified");
+    let calls = s.docker.calls();
+    assert_eq!(calls[0], format!("pull --quiet {}", s.approved_image()));
+    assert_eq!(
+        calls[1],
+        format!(
+            "image inspect --format {{{{json .}}}} {}",
+            s.approved_image()
+        )
+    );
+    assert!(
+        calls.last().unwrap().ends_with("up --remove-orphans"),
+        "{calls:?}"
+    );
+    assert_eq!(
+        s.measured(),
+        [
+            "trusted-launcher.config",
+            "trusted-launcher.workload",
+            "trusted-launcher.ready"
+        ]
+    );
+    let workload = common::hex(format!("oci:{}", s.image.digest()).as_bytes());
+    assert_eq!(s.fx.events()[1]["event_payload"], workload);
+}
+
+/// An engine that holds another image under the approved name is refused: nothing starts,
+/// and `ready` is never measured.
+#[test]
+fn engine_reporting_another_image_is_refused() {
+    for (repo_digest, id) in [
+        (None, Some("sha256:".to_owned() + &"e".repeat(64))),
+        (
+            Some(format!("{}@sha256:{}", "127.0.0.1:1/other", "0".repeat(64))),
+            None,
+        ),
+    ] {
+        let s = setup();
+        s.docker.answer_inspect(
+            &repo_digest.unwrap_or_else(|| s.approved_image()),
+            &id.unwrap_or_else(|| s.image.config_digest()),
+        );
+        let run = s.run(&s.config(""));
+        run.fails(1, "the pulled image is not what was approved");
+        assert!(!run.stdout.contains("COMPOSE-UP"));
+        assert!(
+            !s.docker.calls().iter().any(|c| c.contains(" up")),
+            "{:?}",
+            s.docker.calls()
+        );
+        assert_eq!(
+            s.measured(),
+            ["trusted-launcher.config", "trusted-launcher.workload"]
+        );
+    }
+}
+
+#[test]
+fn failed_pull_starts_nothing() {
+    let s = setup();
+    let run =
+        s.fx.launcher()
+            .env("FAKE_PULL_FAIL", "1")
+            .args(["--docker", s.docker.script.to_str().unwrap()])
+            .arg(s.config("").to_str().unwrap())
+            .run();
+    run.fails(1, "pull denied");
+    assert!(!s.docker.calls().iter().any(|c| c.starts_with("compose")));
+    assert!(!s.measured().contains(&"trusted-launcher.ready".to_owned()));
+}
+
+/// Problems found without side effects stop the launch before anything is measured.
+#[test]
+fn bad_template_or_missing_docker_measure_nothing() {
+    let s = setup();
+    let template =
+        s.fx.write("t.yaml", "services:\n  w:\n    image: {{ nope }}\n");
+    let run = s.run(&s.config(&format!("compose_template = \"{}\"\n", template.display())));
+    run.fails(1, "unknown placeholder {{ nope }}");
+    assert!(s.fx.events().is_empty());
+    assert!(s.docker.calls().is_empty(), "{:?}", s.docker.calls());
+
+    let run =
+        s.fx.launcher()
+            .args(["--docker", "/nonexistent/docker"])
+            .arg(s.config("").to_str().unwrap())
+            .run();
+    run.fails(1, "docker not found");
+    assert!(s.fx.events().is_empty());
+}
+
+#[test]
+fn detached_runs_compose_up_detach_and_returns() {
+    let s = setup();
+    s.docker
+        .answer_inspect(&s.approved_image(), &s.image.config_digest());
+    let run = s.run(&s.config("detach = true\nproject = \"svc\"\n"));
+    run.success()
+        .stdout_has("COMPOSE-UP compose --project-name svc --file")
+        .stdout_has("up --detach --remove-orphans")
+        .stderr_has("starting svc detached");
+    assert_eq!(s.measured().len(), 3);
+}
+
+/// Credentials: `docker login` gets the password on stdin, never as an argument.
+#[test]
+fn login_takes_the_password_on_stdin() {
+    let s = setup();
+    s.docker
+        .answer_inspect(&s.approved_image(), &s.image.config_digest());
+    s.registry
+        .set_auth(common::fake_registry::Auth::password("robot", "pa55word"));
+    let run =
+        s.fx.launcher()
+            .env("REG_PW", "pa55word")
+            .args(["--docker", s.docker.script.to_str().unwrap()])
+            .arg(
+                s.config("username = \"robot\"\npassword_env = \"REG_PW\"\n")
+                    .to_str()
+                    .unwrap(),
+            )
+            .run();
+    run.success();
+    let calls = s.docker.calls();
+    assert_eq!(
+        calls[0],
+        format!(
+            "login {} --username robot --password-stdin",
+            s.registry.host()
+        )
+    );
+    assert!(calls.iter().all(|c| !c.contains("pa55word")), "{calls:?}");
+}
