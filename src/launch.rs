@@ -122,6 +122,7 @@ pub fn resolve(config_path: &Path, options: &Options, log: &Logger) -> Result<Re
                 &spec.platform,
                 spec.insecure,
                 credentials,
+                spec.ca_file.as_deref(),
             )?;
             log.info(&format!(
                 "{} resolved: {} {} -> {} manifest {} (config {})",

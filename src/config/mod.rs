@@ -101,6 +101,8 @@ pub struct ImageSpec {
     pub platform: Platform,
     /// Plain HTTP to a non-loopback registry.
     pub insecure: bool,
+    /// Extra CA certificates (PEM) for a private registry, beside the built-in web roots.
+    pub ca_file: Option<PathBuf>,
     pub username: Option<String>,
     /// The environment variable holding the registry password (secrets stay out of the
     /// attested config).
@@ -385,6 +387,7 @@ fn validate_image(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSpec> {
             .map(|v| PathBuf::from(v.value))
     };
     let compose_template = path(check, raw.compose_template);
+    let ca_file = path(check, raw.ca_file);
     let compose_file =
         path(check, raw.compose_file).unwrap_or_else(|| PathBuf::from(DEFAULT_COMPOSE_FILE));
     let service = service(
@@ -408,6 +411,7 @@ fn validate_image(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSpec> {
         override_digest,
         platform: platform?,
         insecure: raw.insecure.is_some_and(|v| v.value),
+        ca_file,
         username,
         password_env,
         project: project?,

@@ -43,6 +43,7 @@ pub struct RawImage {
     pub insecure: Option<Located<bool>>,
     pub username: Option<Located<String>>,
     pub password_env: Option<Located<String>>,
+    pub ca_file: Option<Located<String>>,
     pub project: Option<Located<String>>,
     pub compose_template: Option<Located<String>>,
     pub compose_file: Option<Located<String>>,

@@ -81,6 +81,7 @@ pub fn parse(text: &str) -> (RawConfig, Vec<Problem>) {
             insecure: reader.boolean(&mut image, "insecure", "image.insecure"),
             username: reader.string(&mut image, "username", "image.username"),
             password_env: reader.string(&mut image, "password_env", "image.password_env"),
+            ca_file: reader.string(&mut image, "ca_file", "image.ca_file"),
             project: reader.string(&mut image, "project", "image.project"),
             compose_template: reader.string(
                 &mut image,

@@ -8,8 +8,13 @@
 
 use std::fmt;
 use std::io::Read as _;
+use std::path::Path;
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
+
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject as _;
 
 use super::RegistryError;
 use super::manifest::ACCEPT;
@@ -65,31 +70,37 @@ pub struct Client {
 }
 
 impl Client {
-    #[must_use]
+    /// A client for `reference`. HTTPS with the built-in web roots, plus the certificates
+    /// of `ca_file` when given; plain HTTP for a loopback registry without a CA file, or
+    /// with `insecure`.
     pub fn new(
         reference: &ImageReference,
         insecure: bool,
         credentials: Option<Credentials>,
-    ) -> Self {
-        let scheme = if reference.is_loopback() || insecure {
+        ca_file: Option<&Path>,
+    ) -> Result<Self, RegistryError> {
+        let scheme = if insecure || (reference.is_loopback() && ca_file.is_none()) {
             "http"
         } else {
             "https"
         };
-        let agent = ureq::AgentBuilder::new()
+        let mut builder = ureq::AgentBuilder::new()
             .timeout_connect(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .redirects(0)
-            .user_agent(concat!("trusted-launcher/", env!("CARGO_PKG_VERSION")))
-            .build();
-        Self {
+            .user_agent(concat!("trusted-launcher/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = ca_file {
+            builder = builder.tls_config(tls_with_ca(path)?);
+        }
+        let agent = builder.build();
+        Ok(Self {
             reference: reference.clone(),
             base: format!("{scheme}://{}", reference.registry()),
             insecure,
             credentials,
             token: None,
             agent,
-        }
+        })
     }
 
     /// GETs `/v2/<repository>/manifests/<digest>` and checks the body against the digest.
@@ -330,6 +341,33 @@ impl Client {
     }
 }
 
+/// The web roots plus every certificate in the PEM file `path`.
+fn tls_with_ca(path: &Path) -> Result<Arc<rustls::ClientConfig>, RegistryError> {
+    let bad = |detail: String| RegistryError::CaFile {
+        path: path.display().to_string(),
+        detail,
+    };
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let mut added = 0;
+    for certificate in CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))? {
+        let certificate = certificate.map_err(|e| bad(e.to_string()))?;
+        roots.add(certificate).map_err(|e| bad(e.to_string()))?;
+        added += 1;
+    }
+    if added == 0 {
+        return Err(bad("holds no PEM certificate".into()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 enum Reply {
     Ok {
         body: Vec<u8>,
@@ -478,13 +516,32 @@ mod tests {
         let remote = ImageReference::parse("registry.example.com/app").unwrap();
         let local = ImageReference::parse("127.0.0.1:5000/app").unwrap();
         assert!(
-            Client::new(&remote, false, None)
+            Client::new(&remote, false, None, None)
+                .unwrap()
                 .base
                 .starts_with("https://")
         );
-        assert!(Client::new(&remote, true, None).base.starts_with("http://"));
-        assert!(Client::new(&local, false, None).base.starts_with("http://"));
-        let client = Client::new(&remote, false, None);
+        assert!(
+            Client::new(&remote, true, None, None)
+                .unwrap()
+                .base
+                .starts_with("http://")
+        );
+        assert!(
+            Client::new(&local, false, None, None)
+                .unwrap()
+                .base
+                .starts_with("http://")
+        );
+        // A CA file makes even a loopback registry HTTPS.
+        let ca = std::env::temp_dir().join(format!("tl-ca-{}.pem", std::process::id()));
+        std::fs::write(&ca, "not a certificate").unwrap();
+        assert!(matches!(
+            Client::new(&local, false, None, Some(&ca)),
+            Err(RegistryError::CaFile { .. })
+        ));
+        let _ = std::fs::remove_file(&ca);
+        let client = Client::new(&remote, false, None, None).unwrap();
         assert!(client.check_realm("https://auth.example.com/token").is_ok());
         assert!(client.check_realm("http://127.0.0.1:9/token").is_ok());
         for refused in [
@@ -502,7 +559,8 @@ mod tests {
             );
         }
         assert!(
-            Client::new(&remote, true, None)
+            Client::new(&remote, true, None, None)
+                .unwrap()
                 .check_realm("http://auth.example.com/token")
                 .is_ok()
         );

@@ -44,6 +44,8 @@ pub enum RegistryError {
         "refusing plain HTTP to {url} (allowed only for a loopback registry, or with insecure = true)"
     )]
     PlainHttp { url: String },
+    #[error("CA file {path}: {detail}")]
+    CaFile { path: String, detail: String },
     #[error("giving up after {attempts} attempts: {last}")]
     GaveUp {
         attempts: u32,
@@ -88,8 +90,9 @@ pub fn resolve(
     platform: &Platform,
     insecure: bool,
     credentials: Option<Credentials>,
+    ca_file: Option<&std::path::Path>,
 ) -> Result<Resolution, RegistryError> {
-    let mut client = Client::new(reference, insecure, credentials);
+    let mut client = Client::new(reference, insecure, credentials, ca_file)?;
     let malformed = |digest: &ImageDigest, detail: String| RegistryError::Malformed {
         digest: digest.to_string(),
         detail,
