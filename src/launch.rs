@@ -18,8 +18,8 @@ use crate::image_launch;
 use crate::log::Logger;
 use crate::measure::tdx_sysfs::DEFAULT_RTMR3_PATH;
 use crate::measure::{
-    self, BackendChoice, DEFAULT_EVENT_LOG, Event, MeasureError, MeasureSettings, Session,
-    contract_events,
+    self, BackendChoice, DEFAULT_EVENT_LOG, Event, MeasureError, MeasureSettings, NEAR_IMAGE_EVENT,
+    Session, contract_events,
 };
 use crate::platform::Platform;
 use crate::registry::{self, Credentials, Resolution};
@@ -77,7 +77,7 @@ pub struct Resolved {
     /// The approval as a workload: what is measured and planned.
     pub approved: Approved<Workload>,
     pub list_status: ListStatus,
-    pub events: [Event; 3],
+    pub events: Vec<Event>,
 }
 
 /// What the approval selected, with what launching it needs.
@@ -142,7 +142,14 @@ pub fn resolve(config_path: &Path, options: &Options, log: &Logger) -> Result<Re
             (target, approved, list.status().clone())
         }
     };
-    let events = contract_events(&config.sha256, &approved);
+    let extra = match &target {
+        Target::Image { spec, digest, .. } if spec.near_compat => vec![Event::new(
+            NEAR_IMAGE_EVENT,
+            digest.value().as_bytes().to_vec(),
+        )],
+        _ => Vec::new(),
+    };
+    let events = contract_events(&config.sha256, &approved, extra);
     Ok(Resolved {
         config,
         target,
@@ -214,13 +221,13 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
         Target::Git { spec, commit } => {
             let bash = git::find_program("bash").ok_or(LaunchError::BashNotFound)?;
             let mut session = Session::start(backend, events, log)?;
-            session.measure_until(2, log)?;
+            session.measure_before_ready(log)?;
 
             let repo_url = absolute_repo_url(&spec.repo_url);
             let checkout = git::checkout(&repo_url, &spec.work_dir, &commit, log)?;
             let mut command = workload_command(&spec, &checkout, &bash, log)?;
 
-            session.measure_until(3, log)?;
+            session.measure_all(log)?;
             let source = command.exec();
             Err(LaunchError::Exec {
                 program: bash,
@@ -236,7 +243,7 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
             let rendered = image_launch::render(&spec, &resolution)?;
             let password = credentials(&spec)?.map(|c| c.password);
             let mut session = Session::start(backend, events, log)?;
-            session.measure_until(2, log)?;
+            session.measure_before_ready(log)?;
 
             let mut command = image_launch::prepare(
                 &spec,
@@ -247,7 +254,7 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
                 log,
             )?;
 
-            session.measure_until(3, log)?;
+            session.measure_all(log)?;
             if spec.detach {
                 log.info(&format!("starting {} detached", spec.project));
                 let status = command.status().map_err(|source| LaunchError::Exec {

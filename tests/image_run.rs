@@ -279,3 +279,38 @@ fn login_takes_the_password_on_stdin() {
     );
     assert!(calls.iter().all(|c| !c.contains("pa55word")), "{calls:?}");
 }
+
+/// NEAR compatibility: `mpc-image-digest` with the 32 raw digest bytes, between the
+/// workload event and `ready`, as NEAR's verifier expects; `plan` lists it too.
+#[test]
+fn near_compat_measures_mpc_image_digest() {
+    let s = setup();
+    s.docker
+        .answer_inspect(&s.approved_image(), &s.image.config_digest());
+    let config = s.config("near_compat = true\n");
+    s.run(&config).success();
+    assert_eq!(
+        s.measured(),
+        [
+            "trusted-launcher.config",
+            "trusted-launcher.workload",
+            "mpc-image-digest",
+            "trusted-launcher.ready"
+        ]
+    );
+    assert_eq!(s.fx.events()[2]["event_payload"], s.image.digest_hex());
+    let plan =
+        s.fx.launcher()
+            .args(["plan", "--json", config.to_str().unwrap()])
+            .run();
+    plan.success();
+    let plan: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    assert_eq!(plan["events"][2]["event"], "mpc-image-digest");
+    assert_eq!(plan["events"][2]["digest"], s.fx.events()[2]["digest"]);
+    // A restart in the same boot measures nothing again, extra event included.
+    let before = s.fx.events().len();
+    s.run(&config)
+        .success()
+        .stderr_has("already measured in this boot");
+    assert_eq!(s.fx.events().len(), before);
+}

@@ -103,6 +103,9 @@ pub struct ImageSpec {
     pub insecure: bool,
     /// Extra CA certificates (PEM) for a private registry, beside the built-in web roots.
     pub ca_file: Option<PathBuf>,
+    /// Also measure NEAR's `mpc-image-digest` (the 32 raw digest bytes), so NEAR's verifier
+    /// accepts the launch.
+    pub near_compat: bool,
     pub username: Option<String>,
     /// The environment variable holding the registry password (secrets stay out of the
     /// attested config).
@@ -365,20 +368,7 @@ fn validate_image(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSpec> {
             }
         });
     let project = match raw.project.and_then(|v| check.non_empty(v)) {
-        Some(v) => check.parsed(&v, |text| {
-            let valid = text
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-                && text
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-            if valid {
-                Ok(text.to_owned())
-            } else {
-                Err("must be lowercase letters, digits, - and _")
-            }
-        }),
+        Some(v) => check.parsed(&v, project_name),
         None => Some(DEFAULT_PROJECT.to_owned()),
     };
     let path = |check: &mut Checker<'_>, value: Option<Located<String>>| {
@@ -412,6 +402,7 @@ fn validate_image(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSpec> {
         platform: platform?,
         insecure: raw.insecure.is_some_and(|v| v.value),
         ca_file,
+        near_compat: raw.near_compat.is_some_and(|v| v.value),
         username,
         password_env,
         project: project?,
@@ -424,6 +415,22 @@ fn validate_image(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSpec> {
             ..service
         },
     })
+}
+
+/// A compose project name: lowercase letters, digits, `-` and `_`, starting alphanumeric.
+fn project_name(text: &str) -> Result<String, &'static str> {
+    let valid = text
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err("must be lowercase letters, digits, - and _")
+    }
 }
 
 struct RawService {

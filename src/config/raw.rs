@@ -44,6 +44,7 @@ pub struct RawImage {
     pub username: Option<Located<String>>,
     pub password_env: Option<Located<String>>,
     pub ca_file: Option<Located<String>>,
+    pub near_compat: Option<Located<bool>>,
     pub project: Option<Located<String>>,
     pub compose_template: Option<Located<String>>,
     pub compose_file: Option<Located<String>>,

@@ -82,6 +82,7 @@ pub fn parse(text: &str) -> (RawConfig, Vec<Problem>) {
             username: reader.string(&mut image, "username", "image.username"),
             password_env: reader.string(&mut image, "password_env", "image.password_env"),
             ca_file: reader.string(&mut image, "ca_file", "image.ca_file"),
+            near_compat: reader.boolean(&mut image, "near_compat", "image.near_compat"),
             project: reader.string(&mut image, "project", "image.project"),
             compose_template: reader.string(
                 &mut image,

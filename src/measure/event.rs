@@ -60,14 +60,24 @@ impl Event {
     }
 }
 
-/// The three events of the contract, in order. Only an approved workload can be measured.
+/// NEAR tee-launcher's event: the 32 raw bytes of the image digest it launched.
+pub const NEAR_IMAGE_EVENT: &str = "mpc-image-digest";
+
+/// The contract's events, in order: config, workload, any `extra` events (such as NEAR's
+/// `mpc-image-digest`), and `ready` last. Only an approved workload can be measured.
 #[must_use]
-pub fn contract_events(config_sha256: &Sha256Digest, workload: &Approved<Workload>) -> [Event; 3] {
-    [
+pub fn contract_events(
+    config_sha256: &Sha256Digest,
+    workload: &Approved<Workload>,
+    extra: Vec<Event>,
+) -> Vec<Event> {
+    let mut events = vec![
         Event::new(CONFIG_EVENT, format!("sha256:{config_sha256}")),
         Event::new(WORKLOAD_EVENT, workload.value().identity()),
-        Event::new(READY_EVENT, Vec::new()),
-    ]
+    ];
+    events.extend(extra);
+    events.push(Event::new(READY_EVENT, Vec::new()));
+    events
 }
 
 /// `acc = SHA384(acc || digest)` over the digests, from 48 zero bytes.
@@ -143,7 +153,8 @@ mod tests {
         let config = Sha256Digest::of(b"REPO_URL=x\n");
         let commit = crate::digest::CommitId::parse(&"ab".repeat(20)).unwrap();
         let list = crate::approval::ApprovedList::load(None, commit).unwrap();
-        let events = contract_events(&config, &list.approve(None).unwrap().workload());
+        let events = contract_events(&config, &list.approve(None).unwrap().workload(), Vec::new());
+        assert_eq!(events.len(), 3);
         assert_eq!(events[0].name, "trusted-launcher.config");
         assert_eq!(events[0].payload, format!("sha256:{config}").into_bytes());
         assert_eq!(events[1].name, "trusted-launcher.workload");

@@ -11,7 +11,7 @@ pub mod tdx_sysfs;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use event::{Event, contract_events};
+pub use event::{Event, NEAR_IMAGE_EVENT, contract_events};
 pub use event_log::LocalEventLog;
 
 use crate::log::Logger;
@@ -209,14 +209,14 @@ fn note_endpoint(log: &Logger, source: &str, endpoint: &http::Endpoint) {
 #[derive(Debug)]
 pub struct Session {
     backend: Box<dyn Measurer>,
-    events: [Event; 3],
+    events: Vec<Event>,
     done: usize,
 }
 
 impl Session {
     pub fn start(
         mut backend: Box<dyn Measurer>,
-        events: [Event; 3],
+        events: Vec<Event>,
         log: &Logger,
     ) -> Result<Self, MeasureError> {
         let prior = backend.prior_launch()?;
@@ -239,10 +239,20 @@ impl Session {
         })
     }
 
+    /// Measures every event but `ready`: what precedes preparing the workload.
+    pub fn measure_before_ready(&mut self, log: &Logger) -> Result<(), MeasureError> {
+        self.measure_until(self.events.len().saturating_sub(1), log)
+    }
+
+    /// Measures the rest, `ready` last: the workload may start.
+    pub fn measure_all(&mut self, log: &Logger) -> Result<(), MeasureError> {
+        self.measure_until(self.events.len(), log)
+    }
+
     /// Measures the contract's events up to (not including) index `end`, one at a time,
     /// confirming each with the backend before the next: an event that was not recorded
     /// stops the launch there.
-    pub fn measure_until(&mut self, end: usize, log: &Logger) -> Result<(), MeasureError> {
+    fn measure_until(&mut self, end: usize, log: &Logger) -> Result<(), MeasureError> {
         let end = end.min(self.events.len());
         while self.done < end {
             let Some(event) = self.events.get(self.done) else {
