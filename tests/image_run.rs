@@ -314,3 +314,60 @@ fn near_compat_measures_mpc_image_digest() {
         .stderr_has("already measured in this boot");
     assert_eq!(s.fx.events().len(), before);
 }
+
+/// Writes the config a case runs with; returns its path.
+type ConfigMaker = Box<dyn Fn(&Setup) -> String>;
+
+/// Registry refusals during `run`: the image is resolved before anything is measured, so a
+/// hostile or unreachable registry ends with one error, no event and no docker call.
+#[test]
+fn registry_refusals_measure_and_start_nothing() {
+    let cases: [(&str, ConfigMaker); 3] = [
+        (
+            "does not match",
+            Box::new(|s: &Setup| {
+                s.registry.set_mode(Mode::WrongBody);
+                s.config("").to_str().unwrap().to_owned()
+            }),
+        ),
+        (
+            "not for platform linux/arm64",
+            Box::new(|s: &Setup| {
+                s.config("platform = \"linux/arm64\"\n")
+                    .to_str()
+                    .unwrap()
+                    .to_owned()
+            }),
+        ),
+        (
+            "cannot reach",
+            Box::new(|s: &Setup| {
+                let closed = std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap();
+                s.fx.write(
+                    "image.toml",
+                    &format!(
+                        "[image]\nreference = \"{closed}/team/app\"\ndigest = \"{}\"\n",
+                        s.image.digest()
+                    ),
+                )
+                .to_str()
+                .unwrap()
+                .to_owned()
+            }),
+        ),
+    ];
+    for (needle, make_config) in cases {
+        let s = setup();
+        let config = make_config(&s);
+        s.run(std::path::Path::new(&config)).fails(1, needle);
+        assert!(s.fx.events().is_empty(), "{needle}: measured something");
+        assert!(
+            s.docker.calls().is_empty(),
+            "{needle}: {:?}",
+            s.docker.calls()
+        );
+    }
+}

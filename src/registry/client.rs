@@ -67,6 +67,9 @@ pub struct Client {
     credentials: Option<Credentials>,
     token: Option<Token>,
     agent: ureq::Agent,
+    /// For blobs, which registries often redirect to storage; ureq drops credentials on a
+    /// redirect, and the body is checked against its digest wherever it comes from.
+    blob_agent: ureq::Agent,
 }
 
 impl Client {
@@ -84,35 +87,48 @@ impl Client {
         } else {
             "https"
         };
-        let mut builder = ureq::AgentBuilder::new()
-            .timeout_connect(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .redirects(0)
-            .user_agent(concat!("trusted-launcher/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = ca_file {
-            builder = builder.tls_config(tls_with_ca(path)?);
-        }
-        let agent = builder.build();
+        let tls = ca_file.map(tls_with_ca).transpose()?;
+        let agent = |redirects| {
+            let mut builder = ureq::AgentBuilder::new()
+                .timeout_connect(CONNECT_TIMEOUT)
+                .timeout(REQUEST_TIMEOUT)
+                .redirects(redirects)
+                .user_agent(concat!("trusted-launcher/", env!("CARGO_PKG_VERSION")));
+            if let Some(tls) = &tls {
+                builder = builder.tls_config(Arc::clone(tls));
+            }
+            builder.build()
+        };
         Ok(Self {
             reference: reference.clone(),
             base: format!("{scheme}://{}", reference.registry()),
             insecure,
             credentials,
             token: None,
-            agent,
+            agent: agent(0),
+            blob_agent: agent(3),
         })
     }
 
     /// GETs `/v2/<repository>/manifests/<digest>` and checks the body against the digest.
     pub fn manifest(&mut self, digest: &ImageDigest) -> Result<Manifest, RegistryError> {
+        self.fetch("manifests", digest)
+    }
+
+    /// GETs `/v2/<repository>/blobs/<digest>` (a config blob) and checks it the same way.
+    pub fn blob(&mut self, digest: &ImageDigest) -> Result<Vec<u8>, RegistryError> {
+        self.fetch("blobs", digest).map(|m| m.body)
+    }
+
+    fn fetch(&mut self, kind: &str, digest: &ImageDigest) -> Result<Manifest, RegistryError> {
         let url = format!(
-            "{}/v2/{}/manifests/{digest}",
+            "{}/v2/{}/{kind}/{digest}",
             self.base,
             self.reference.repository()
         );
         let mut authenticated = false;
         loop {
-            let response = self.get_with_retries(&url, true)?;
+            let response = self.get_with_retries(&url, kind == "manifests")?;
             match response {
                 Reply::Ok { body, content_type } => {
                     let actual = ImageDigest::of(&body);
@@ -263,7 +279,11 @@ impl Client {
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
         loop {
-            let mut request = self.agent.get(url);
+            let mut request = if manifest {
+                self.agent.get(url)
+            } else {
+                self.blob_agent.get(url)
+            };
             if manifest {
                 request = request.set("Accept", ACCEPT);
             }

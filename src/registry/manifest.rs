@@ -86,6 +86,31 @@ struct DescriptorPlatform {
     variant: Option<String>,
 }
 
+#[derive(Deserialize)]
+struct ImageConfig {
+    os: String,
+    architecture: String,
+    #[serde(default)]
+    variant: Option<String>,
+}
+
+/// Whether an image config blob is for `platform`; returns its own platform either way.
+pub fn config_platform(body: &[u8], platform: &Platform) -> Result<(bool, String), String> {
+    let config: ImageConfig =
+        serde_json::from_slice(body).map_err(|e| format!("image config is not valid JSON: {e}"))?;
+    let actual = Platform {
+        os: config.os,
+        architecture: config.architecture,
+        variant: config.variant,
+    };
+    let matches = actual.os == platform.os
+        && actual.architecture == platform.architecture
+        && (platform.variant.is_none()
+            || normalized_variant(&platform.architecture, platform.variant.as_deref())
+                == normalized_variant(&actual.architecture, actual.variant.as_deref()));
+    Ok((matches, actual.to_string()))
+}
+
 /// What a manifest body is.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {

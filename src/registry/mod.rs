@@ -24,6 +24,12 @@ pub enum RegistryError {
     TooLarge { url: String, max: u64 },
     #[error("{digest} is an index with no manifest for platform {platform}")]
     NoPlatform { digest: String, platform: String },
+    #[error("{digest} is an image for {actual}, not for platform {platform}")]
+    WrongPlatform {
+        digest: String,
+        platform: String,
+        actual: String,
+    },
     #[error("{digest} is malformed: {detail}")]
     Malformed { digest: String, detail: String },
     #[error("authentication with {registry} failed: {detail}")]
@@ -127,6 +133,18 @@ pub fn resolve(
             }
         }
     };
+    // The image's own config says which platform it is for: a single manifest is checked
+    // against the configured platform, an index entry's claim against the image itself.
+    let config_body = client.blob(&config)?;
+    let (matches, actual) = manifest::config_platform(&config_body, platform)
+        .map_err(|detail| malformed(&config, detail))?;
+    if !matches {
+        return Err(RegistryError::WrongPlatform {
+            digest: manifest.to_string(),
+            platform: platform.to_string(),
+            actual,
+        });
+    }
     Ok(Resolution {
         reference: reference.clone(),
         requested: *digest,
