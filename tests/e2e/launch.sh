@@ -117,5 +117,14 @@ if launch "$c" "$W/7.out" && [ "$(docker inspect -f '{{.State.Running}}' e2e-det
 else fail "detach" "$W/7.out"; fi
 docker rm -f e2e-detached-workload >/dev/null 2>&1
 
+# 8. The index's arm64 image on an amd64 engine: the engine pulls another platform's image,
+#    whose ID is not the resolved config digest; refused before anything starts or `ready`.
+c=$(config wrongplatform "$MULTI_INDEX_DIGEST" 'platform = "linux/arm64"')
+if ! launch "$c" "$W/8.out" && grep -q "not what was approved" "$W/8.out" \
+  && [ -z "$(docker ps -aq --filter name=e2e-wrongplatform)" ] \
+  && tail -1 "$W/events.jsonl" | grep -q '"event":"trusted-launcher.workload"'; then
+  pass "wrong platform: engine's image is not the approved one, refused"
+else fail "wrong platform refused" "$W/8.out"; fi
+
 echo "e2e: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
