@@ -79,6 +79,17 @@ impl ImageReference {
         }
     }
 
+    /// The server name for `docker login`: Docker files Hub credentials under `docker.io`,
+    /// not under the API host, and looks them up there when pulling.
+    #[must_use]
+    pub fn login_server(&self) -> &str {
+        if self.registry == DOCKER_HUB {
+            "docker.io"
+        } else {
+            &self.registry
+        }
+    }
+
     /// Whether the registry is this machine: plain HTTP is allowed only there.
     #[must_use]
     pub fn is_loopback(&self) -> bool {
@@ -136,6 +147,18 @@ mod tests {
             !ImageReference::parse("127.0.0.1.evil.com/x")
                 .unwrap()
                 .is_loopback()
+        );
+    }
+
+    #[test]
+    fn login_servers() {
+        assert_eq!(
+            ImageReference::parse("org/app").unwrap().login_server(),
+            "docker.io"
+        );
+        assert_eq!(
+            ImageReference::parse("ghcr.io/o/a").unwrap().login_server(),
+            "ghcr.io"
         );
     }
 
