@@ -112,7 +112,7 @@ pub fn prepare(
 ) -> Result<Command, ImageLaunchError> {
     if let Some(username) = &spec.username {
         docker.login(
-            spec.reference.registry(),
+            spec.reference.login_server(),
             username,
             password.unwrap_or_default(),
         )?;
