@@ -76,7 +76,6 @@ pub struct Resolved {
     pub target: Target,
     /// The approval as a workload: what is measured and planned.
     pub approved: Approved<Workload>,
-    pub list_status: ListStatus,
     pub events: Vec<Event>,
 }
 
@@ -92,6 +91,8 @@ pub enum Target {
         digest: Approved<ImageDigest>,
         /// The digest resolved through the registry (manifest chain checked).
         resolution: Box<Resolution>,
+        /// Read once from the environment; `docker login` gets the same password.
+        credentials: Option<Credentials>,
     },
 }
 
@@ -99,7 +100,7 @@ pub enum Target {
 /// it through the registry. Nothing is pulled, measured or started.
 pub fn resolve(config_path: &Path, options: &Options, log: &Logger) -> Result<Resolved, Error> {
     let config = config::load(config_path, options.format)?;
-    let (target, approved, list_status) = match &config.workload {
+    let (target, approved) = match &config.workload {
         WorkloadSpec::Git(spec) => {
             let list = ApprovedList::load(spec.approved_list.as_deref(), spec.commit)?;
             warn_missing(log, list.status(), "commit", &spec.commit);
@@ -109,7 +110,7 @@ pub fn resolve(config_path: &Path, options: &Options, log: &Logger) -> Result<Re
                 spec: spec.clone(),
                 commit,
             };
-            (target, approved, list.status().clone())
+            (target, approved)
         }
         WorkloadSpec::Image(spec) => {
             let list = ApprovedList::load(spec.approved_list.as_deref(), spec.digest)?;
@@ -121,7 +122,7 @@ pub fn resolve(config_path: &Path, options: &Options, log: &Logger) -> Result<Re
                 digest.value(),
                 &spec.platform,
                 spec.insecure,
-                credentials,
+                credentials.clone(),
                 spec.ca_file.as_deref(),
             )?;
             log.info(&format!(
@@ -138,8 +139,9 @@ pub fn resolve(config_path: &Path, options: &Options, log: &Logger) -> Result<Re
                 spec: spec.clone(),
                 digest,
                 resolution: Box::new(resolution),
+                credentials,
             };
-            (target, approved, list.status().clone())
+            (target, approved)
         }
     };
     let extra = match &target {
@@ -154,7 +156,6 @@ pub fn resolve(config_path: &Path, options: &Options, log: &Logger) -> Result<Re
         config,
         target,
         approved,
-        list_status,
         events,
     })
 }
@@ -236,12 +237,15 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
             .into())
         }
         Target::Image {
-            spec, resolution, ..
+            spec,
+            resolution,
+            credentials,
+            ..
         } => {
             // Everything that can fail without side effects fails before measuring.
             let docker = ProcessDocker::locate(options.docker.as_deref())?;
             let rendered = image_launch::render(&spec, &resolution)?;
-            let password = credentials(&spec)?.map(|c| c.password);
+            let password = credentials.map(|c| c.password);
             let mut session = Session::start(backend, events, log)?;
             session.measure_before_ready(log)?;
 
