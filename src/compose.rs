@@ -101,6 +101,7 @@ mod tests {
             ("environment", json!({"MODE": "prod"})),
             ("ports", json!(["8080:8080"])),
             ("volumes", json!([])),
+            ("named_volumes", json!({})),
             ("cap_add", json!([])),
         ])
     }

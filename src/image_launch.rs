@@ -65,6 +65,14 @@ pub fn render(spec: &ImageSpec, resolution: &Resolution) -> Result<String, Image
     if service.docker_socket {
         volumes.push(DOCKER_SOCKET.to_owned());
     }
+    // Compose refuses a service volume whose source is a name not declared at the top level;
+    // each is declared with `name:` so it is that engine volume, not a project-prefixed one.
+    let named_volumes: serde_json::Map<String, Value> = volumes
+        .iter()
+        .filter_map(|v| v.split(':').next())
+        .filter(|source| !source.starts_with('/'))
+        .map(|source| (source.to_owned(), json!({ "name": source })))
+        .collect();
     let environment: serde_json::Map<String, Value> = service
         .environment
         .iter()
@@ -85,6 +93,7 @@ pub fn render(spec: &ImageSpec, resolution: &Resolution) -> Result<String, Image
         ("environment", Value::Object(environment)),
         ("ports", json!(service.ports)),
         ("volumes", json!(volumes)),
+        ("named_volumes", Value::Object(named_volumes)),
         ("cap_add", json!(service.cap_add)),
     ])
     .into_iter()

@@ -138,7 +138,8 @@ fn pulls_confirms_renders_measures_and_execs_compose() {
     s.docker
         .answer_inspect(&s.approved_image(), &s.image.config_digest());
     let config = s.config(
-        "[image.service]\nenvironment = { MODE = \"prod $HOME\" }\nports = [\"8080:80\"]\n",
+        "[image.service]\nenvironment = { MODE = \"prod $HOME\" }\nports = [\"8080:80\"]\n\
+         volumes = [\"data:/data\", \"/srv/in:/in:ro\"]\n",
     );
     let run = s.run(&config);
     run.success()
@@ -146,6 +147,9 @@ fn pulls_confirms_renders_measures_and_execs_compose() {
         .stdout_has(&format!("    image: \"{}\"", s.approved_image()))
         .stdout_has("    environment: {\"MODE\":\"prod $$HOME\"}")
         .stdout_has("      - no-new-privileges:true")
+        .stdout_has("    volumes: [\"data:/data\",\"/srv/in:/in:ro\"]")
+        // compose refuses an undeclared named volume: declared by its own name, binds not
+        .stdout_has("\nvolumes: {\"data\":{\"name\":\"data\"}}\n")
         .stderr_has("image verified");
     let calls = s.docker.calls();
     assert_eq!(calls[0], format!("pull --quiet {}", s.approved_image()));
