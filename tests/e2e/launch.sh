@@ -4,7 +4,7 @@
 # only). Prints one line per case and a closing "N passed, M failed".
 # Usage: tests/e2e/launch.sh [path/to/trusted-launcher]
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 BIN=${1:-target/release/trusted-launcher}
 [ -x "$BIN" ] || { echo "no launcher binary at $BIN (cargo build --release first)" >&2; exit 2; }
 BIN=$(realpath "$BIN")

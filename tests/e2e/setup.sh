@@ -4,7 +4,8 @@
 #   tests/e2e/setup.sh
 #
 # Installs, only where missing: docker.io (dockerd), docker-registry (CNCF distribution 2.8),
-# skopeo, umoci, busybox-static, openssl, python3, jq, curl. Then fetches the Docker Compose
+# skopeo, umoci, busybox-static, openssl, python3, jq, curl, debootstrap,
+# debian-archive-keyring, python3-yaml. Then fetches the Docker Compose
 # v2 CLI plugin from Debian 13 (trixie)'s `docker-compose` package with a PRIVATE apt state
 # (its own source list, lists dir and cache; the system's apt sources and lists are not
 # touched), extracts it with `dpkg-deb -x` and keeps it at
@@ -53,6 +54,11 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/bin/python3 ] || command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v jq >/dev/null 2>&1 || need+=(jq)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# launcher_image.sh: a trixie root file system (debootstrap, the archive keyring); container.sh:
+# the compose transform runs on the system python3 with Debian's PyYAML.
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+[ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=(debian-archive-keyring)
+pkg_installed python3-yaml || need+=(python3-yaml)
 # docker.io ships /usr/bin/docker; a docker CLI elsewhere on PATH (e.g. /usr/local/bin) is fine.
 command -v docker >/dev/null 2>&1 || { [[ " ${need[*]} " == *" docker.io "* ]] || need+=(docker.io); }
 
@@ -79,23 +85,9 @@ done
 plugin_ok() { [ -x "$PLUGIN" ] && "$PLUGIN" version 2>/dev/null | grep -Eq 'version v?2\.'; }
 
 if ! plugin_ok; then
-  # Same mirror URI as the machine's own Debian sources: the URI of the entry (deb822 .sources
-  # or one-line .list) that carries the system's own suite (e.g. bookworm); deb.debian.org as
-  # a fallback if that mirror has no trixie.
-  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
-  mirrors=$(
-    for f in /etc/apt/sources.list.d/*.sources; do
-      [ -f "$f" ] && awk -v c="$codename" '
-        function flush() { if (u != "" && s) print u; u = ""; s = 0 }
-        /^URIs:/ { u = $2 }
-        /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == c) s = 1 }
-        /^[[:space:]]*$/ { flush() }
-        END { flush() }' "$f"
-    done
-    grep -hsE '^deb[[:space:]]' /etc/apt/sources.list /etc/apt/sources.list.d/*.list |
-      sed -E 's/^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?//' | awk -v c="$codename" '$2 == c {print $1}'
-    echo http://deb.debian.org/debian
-  )
+  # The machine's own Debian mirror, deb.debian.org as a fallback (trixie_mirrors.sh).
+  # shellcheck source=tests/e2e/trixie_mirrors.sh
+  . "$(dirname "$0")/trixie_mirrors.sh"
   apt_tmp=$(mktemp -d /tmp/e2e-apt.XXXXXX)
   mkdir -p "$apt_tmp/lists/partial" "$apt_tmp/cache/archives/partial" "$apt_tmp/parts" \
     "$apt_tmp/prefs" "$apt_tmp/dl" "$apt_tmp/x"
@@ -111,7 +103,7 @@ if ! plugin_ok; then
     -o "APT::Sandbox::User=root"
   )
   deb=""
-  for mirror in $(printf '%s\n' "$mirrors" | awk '!seen[$0]++'); do
+  for mirror in $(trixie_mirrors); do
     echo "compose plugin: trying trixie from $mirror" >>"$LOG"
     echo "deb [signed-by=$keyring] $mirror trixie main" >"$apt_tmp/sources.list"
     rm -rf "$apt_tmp/lists" && mkdir -p "$apt_tmp/lists/partial"
