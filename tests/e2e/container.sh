@@ -97,6 +97,18 @@ agent_ok() { # DIR: RTMR3 replays to the register, and the launcher asked for qu
   jq -e '.replay_ok and (.methods | index("GetQuote") != null)' "$1/agent-state.json"
 }
 
+# expect_measured DIR WORKLOAD: the agent's RTMR3 holds exactly config (sha256 of the inline
+# config bytes), workload WORKLOAD and ready, its log replays, and quotes confirmed them.
+expect_measured() {
+  local cfg
+  cfg=$(config_content "$1/compose.yaml" | sha256sum | cut -d' ' -f1)
+  expect "RTMR3 via the agent: config sha256:$cfg, workload $2, ready" \
+    test "$(agent_events "$1/agent")" = "trusted-launcher.config $(hex "sha256:$cfg")
+trusted-launcher.workload $(hex "$2")
+trusted-launcher.ready "
+  expect "RTMR3 replays, each event confirmed by a quote" agent_ok "$1/agent"
+}
+
 # image_app DIR PROJECT DEFAULT-DIGEST APPROVED-JSON: the image-mode example transformed into
 # DIR/compose.yaml, created (the launcher pulled by digest), the approved list written onto its
 # `approved` volume as an updater would, brought up with the fake agent on the dstack socket.
@@ -122,7 +134,6 @@ D="$W/case-image"
 image_app "$D" e2e-image "$SINGLE_DIGEST" "{\"approved_hashes\":[\"$OTHER_DIGEST\",\"$SINGLE_DIGEST\"]}" ||
   why="transform, create or fill the approved volume"
 docker logs whoami-workload >"$D/workload.log" 2>&1
-cfg=$(config_content "$D/compose.yaml" | sha256sum | cut -d' ' -f1)
 expect "launcher exits 0 (got $(cat "$D/exit"))" test "$(cat "$D/exit")" = "0 exited"
 expect "launcher runs the image pulled by digest" \
   test "$(docker inspect -f '{{.Config.Image}}' e2e-image-launcher-1)" = "$LAUNCHER_IMAGE"
@@ -134,11 +145,7 @@ expect "workload is a sibling (its own compose project)" \
   test "$(docker inspect -f '{{index .Config.Labels "com.docker.compose.project"}}' whoami-workload)" = whoami
 expect "workload has neither socket" no_sockets whoami-workload
 expect "launcher logged in and verified the image" has "$D/launcher.log" "image verified: $IMAGE_REPO@$OTHER_DIGEST"
-expect "RTMR3 via the agent: config (sha256 of the inline config), workload oci:$OTHER_DIGEST, ready" \
-  test "$(agent_events "$D/agent")" = "trusted-launcher.config $(hex "sha256:$cfg")
-trusted-launcher.workload $(hex "oci:$OTHER_DIGEST")
-trusted-launcher.ready "
-expect "RTMR3 replays, each event confirmed by a quote" agent_ok "$D/agent"
+expect_measured "$D" "oci:$OTHER_DIGEST"
 verdict "image mode, tee: approved list on the volume -> sibling $OTHER_MARKER, launcher exit 0, 3 events in RTMR3" \
   "$D/launcher.log" "$D/create.log" "$D/up.log" "$D/workload.log"
 docker rm -f whoami-workload >/dev/null 2>&1
@@ -154,16 +161,11 @@ agent "$D/agent" || why="start the fake agent"
   why="transform"
 up e2e-git "$D"
 stop_agent "$D/agent"
-cfg=$(config_content "$D/compose.yaml" | sha256sum | cut -d' ' -f1)
 expect "launcher exits 0 (got $(cat "$D/exit"))" test "$(cat "$D/exit")" = "0 exited"
 expect "HEAD verified: $COMMIT" has "$D/launcher.log" "HEAD verified: $COMMIT"
 expect "workload output" has_line "$D/launcher.log" "hello from the pinned workload"
 expect "workload runs the commit" has_line "$D/launcher.log" "commit: $COMMIT"
-expect "RTMR3 via the agent: config (sha256 of the inline config), workload git:$COMMIT, ready" \
-  test "$(agent_events "$D/agent")" = "trusted-launcher.config $(hex "sha256:$cfg")
-trusted-launcher.workload $(hex "git:$COMMIT")
-trusted-launcher.ready "
-expect "RTMR3 replays, each event confirmed by a quote" agent_ok "$D/agent"
+expect_measured "$D" "git:$COMMIT"
 verdict "git mode, tee: bundle fetched and verified in the launcher container, entrypoint.sh ran, 3 events in RTMR3" \
   "$D/launcher.log" "$D/up.log"
 
