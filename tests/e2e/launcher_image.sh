@@ -145,7 +145,14 @@ else
   in_root=(chroot "$rootfs" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin
     DEBIAN_FRONTEND=noninteractive LC_ALL=C)
   run timeout 300 "${in_root[@]}" apt-get update -q
-  run timeout 600 "${in_root[@]}" apt-get install -y -q --no-install-recommends "${names[@]}"
+  # The Dockerfile's exact `name=version` words first, so its install line is shown to resolve
+  # as a set; the mirror serves today's trixie, not the snapshot, so a moved version falls
+  # back to the names (the version notes below then say what differs).
+  mapfile -t exact <<<"$pins"
+  if ! timeout 600 "${in_root[@]}" apt-get install -y -q --no-install-recommends "${exact[@]}" >>"$LOG" 2>&1; then
+    echo "note: the Dockerfile's exact versions do not all install from $mirror; installing by name"
+    run timeout 600 "${in_root[@]}" apt-get install -y -q --no-install-recommends "${names[@]}"
+  fi
   run timeout 60 "${in_root[@]}" docker compose version
   for name in "${names[@]}"; do
     # shellcheck disable=SC2016 # ${Version} is dpkg-query's field, not the shell's
