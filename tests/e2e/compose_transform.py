@@ -17,9 +17,9 @@ The `launcher` service:
   --env NAME=VALUE         an `environment:` entry (repeatable)
   --volume SPEC            an extra volume (repeatable), e.g. /host/repo.bundle:/repo.bundle:ro
 The inline launcher config (the `configs:` entry mounted at the path `command:` names):
-  --set KEY=VALUE          TOML ([image] table): `KEY = VALUE`, VALUE a TOML literal, replacing
-                           the key's line or added at the end of [image]; line format:
-                           `KEY=VALUE` replacing the key's line
+  --set KEY=VALUE          TOML ([image] table, [image.service] for service.KEY): `KEY = VALUE`,
+                           VALUE a TOML literal, replacing the key's line or added at the
+                           table's end; line format: `KEY=VALUE` replacing the key's line
   --drop KEY               remove the key's line (line format)
   --host-template TARGET=FILE
                            a second inline `configs:` entry, mounted on the launcher at TARGET:
@@ -54,20 +54,24 @@ def pair(text):
 
 
 def edit_toml(content, key, value):
-    """Replace `key = ...` in the [image] table, else add it at the table's end."""
+    """Replace `key = ...` in the [image] table ([image.service] for `service.KEY`), else add
+    it at the table's end."""
+    want = "image"
+    if key.startswith("service."):
+        want, key = "image.service", key[len("service."):]
     lines = content.splitlines()
     table, start, end = None, None, len(lines)
     for i, line in enumerate(lines):
         header = re.match(r"^\s*\[([^\]]+)\]\s*$", line)
         if header:
-            if table == "image":
+            if table == want:
                 end = i
                 break
             table = header.group(1).strip()
-            if table == "image":
+            if table == want:
                 start = i
     if start is None:
-        sys.exit(f"compose_transform: no [image] table in the launcher config for {key}")
+        sys.exit(f"compose_transform: no [{want}] table in the launcher config for {key}")
     for i in range(start + 1, end):
         if re.match(rf"^\s*{re.escape(key)}\s*=", lines[i]):
             lines[i] = f"{key} = {value}"

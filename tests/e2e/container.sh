@@ -71,9 +71,11 @@ has_line() { grep -qxF -- "$2" "$1"; }
 has() { grep -qF -- "$2" "$1"; }
 # up PROJECT DIR: bring the app up attached (bounded), keep the launcher's logs and exit code.
 up() {
+  local id
   timeout 240 docker compose -p "$1" -f "$2/compose.yaml" up >"$2/up.log" 2>&1
-  docker logs "$1-launcher-1" >"$2/launcher.log" 2>&1
-  docker inspect -f '{{.State.ExitCode}} {{.State.Status}}' "$1-launcher-1" >"$2/exit" 2>&1
+  id=$(docker compose -p "$1" -f "$2/compose.yaml" ps -a -q launcher 2>/dev/null)
+  docker logs "$id" >"$2/launcher.log" 2>&1
+  docker inspect -f '{{.State.ExitCode}} {{.State.Status}}' "$id" >"$2/exit" 2>&1
 }
 no_sockets() { # CONTAINER: neither the docker nor the dstack socket is mounted
   local m
@@ -109,29 +111,33 @@ trusted-launcher.ready "
   expect "RTMR3 replays, each event confirmed by a quote" agent_ok "$1/agent"
 }
 
-# image_app DIR PROJECT DEFAULT-DIGEST APPROVED-JSON: the image-mode example transformed into
-# DIR/compose.yaml, created (the launcher pulled by digest), the approved list written onto its
-# `approved` volume as an updater would, brought up with the fake agent on the dstack socket.
+# image_app DIR PROJECT EXAMPLE VOLUME FILE DEFAULT-DIGEST APPROVED-JSON [TRANSFORM-ARGS...]:
+# examples/dstack/EXAMPLE transformed into DIR/compose.yaml (registry, digest and credentials
+# pointed here), created (the launcher pulled by digest), APPROVED-JSON written as FILE onto
+# the engine volume VOLUME as an updater would, brought up with the fake agent on the dstack
+# socket.
 image_app() {
-  local dir=$1 p=$2 digest=$3 list=$4 mp
+  local dir=$1 p=$2 example=$3 volume=$4 file=$5 digest=$6 list=$7 mp
+  shift 7
   rm -rf "$dir" && mkdir -p "$dir"
   agent "$dir/agent" || return 1
-  "$PY" tests/e2e/compose_transform.py examples/dstack/image-mode/docker-compose.yaml "$dir/compose.yaml" \
+  "$PY" tests/e2e/compose_transform.py "examples/dstack/$example/docker-compose.yaml" "$dir/compose.yaml" \
     --launcher-image "$LAUNCHER_IMAGE" --dstack-sock "$dir/agent/dstack.sock" --docker-sock "$SOCK" \
     --env "E2E_REGISTRY_PASSWORD=$REGISTRY_PASSWORD" \
     --set "reference=\"$IMAGE_REPO\"" --set "digest=\"$digest\"" \
     --set "username=\"$REGISTRY_USER\"" --set 'password_env="E2E_REGISTRY_PASSWORD"' \
-    --host-template /etc/trusted-launcher/compose-host.yaml=assets/compose.yaml || return 1
+    --host-template /etc/trusted-launcher/compose-host.yaml=assets/compose.yaml "$@" || return 1
   timeout 240 docker compose -p "$p" -f "$dir/compose.yaml" create >"$dir/create.log" 2>&1 || return 1
-  mp=$(docker volume inspect -f '{{.Mountpoint}}' "${p}_approved") || return 1
-  printf '%s' "$list" >"$mp/approved-hashes.json"
+  mp=$(docker volume inspect -f '{{.Mountpoint}}' "$volume") || return 1
+  printf '%s' "$list" >"$mp/$file"
   up "$p" "$dir"
   stop_agent "$dir/agent"
 }
 
 # --- a. image mode: the approved list on the volume picks the workload, a sibling container ----
 D="$W/case-image"
-image_app "$D" e2e-image "$SINGLE_DIGEST" "{\"approved_hashes\":[\"$OTHER_DIGEST\",\"$SINGLE_DIGEST\"]}" ||
+image_app "$D" e2e-image image-mode e2e-image_approved approved-hashes.json "$SINGLE_DIGEST" \
+  "{\"approved_hashes\":[\"$OTHER_DIGEST\",\"$SINGLE_DIGEST\"]}" ||
   why="transform, create or fill the approved volume"
 docker logs whoami-workload >"$D/workload.log" 2>&1
 expect "launcher exits 0 (got $(cat "$D/exit"))" test "$(cat "$D/exit")" = "0 exited"
@@ -174,7 +180,8 @@ verdict "git mode, tee: bundle fetched and verified in the launcher container, e
 # it stops there (exit 1), does not fall back to an older approved entry, measures nothing.
 D="$W/case-missing"
 MISSING="sha256:$(printf 'no such image' | sha256sum | cut -d' ' -f1)"
-image_app "$D" e2e-missing "$SINGLE_DIGEST" "{\"approved_hashes\":[\"$MISSING\",\"$SINGLE_DIGEST\"]}" ||
+image_app "$D" e2e-missing image-mode e2e-missing_approved approved-hashes.json "$SINGLE_DIGEST" \
+  "{\"approved_hashes\":[\"$MISSING\",\"$SINGLE_DIGEST\"]}" ||
   why="transform, create or fill the approved volume"
 expect "launcher exits 1 (got $(cat "$D/exit"))" test "$(cat "$D/exit")" = "1 exited"
 expect "the error names the missing digest" grep -q "trusted-launcher: error: .*$MISSING" "$D/launcher.log"
@@ -183,7 +190,31 @@ expect "nothing measured" test -z "$(agent_events "$D/agent")"
 verdict "image mode: newest approved digest missing from the registry -> exit 1, nothing measured or started" \
   "$D/launcher.log" "$D/up.log"
 
-# --- d. every example as it ships is a valid compose file for compose v2 ----------------------
+# --- d. NEAR migration: NEAR's approved-hashes file on NEAR's shared volume, NEAR's event -------
+# The node's own dstack socket is off here: its host path would be the machine's, not the fake's.
+D="$W/case-near"
+docker volume rm -f shared-volume >/dev/null 2>&1
+image_app "$D" e2e-near near-migration shared-volume image-digest.bin "$SINGLE_DIGEST" \
+  "{\"approved_hashes\":[\"$OTHER_DIGEST\",\"$SINGLE_DIGEST\"]}" --set service.dstack_socket=false ||
+  why="transform, create or fill the shared volume"
+docker logs mpc-workload >"$D/workload.log" 2>&1
+expect "launcher exits 0 (got $(cat "$D/exit"))" test "$(cat "$D/exit")" = "0 exited"
+expect "workload is the newest digest of image-digest.bin" \
+  test "$(docker inspect -f '{{.Config.Image}}' mpc-workload)" = "$IMAGE_REPO@$OTHER_DIGEST"
+expect "workload prints E2E-MARKER $OTHER_MARKER" has "$D/workload.log" "E2E-MARKER $OTHER_MARKER"
+expect "workload mounts the launcher's shared-volume (by its name) at /mnt/shared" \
+  test "$(docker inspect -f '{{range .Mounts}}{{if eq .Destination "/mnt/shared"}}{{.Name}}{{end}}{{end}}' mpc-workload)" = shared-volume
+expect "RTMR3: config, workload, NEAR's mpc-image-digest (32 raw bytes), ready" \
+  test "$(agent_events "$D/agent" | cut -d' ' -f1 | tr '\n' ' ')" = \
+  "trusted-launcher.config trusted-launcher.workload mpc-image-digest trusted-launcher.ready "
+expect "mpc-image-digest payload is the digest's raw bytes" \
+  test "$(agent_events "$D/agent" | awk '$1 == "mpc-image-digest" { print $2 }')" = "${OTHER_DIGEST#sha256:}"
+expect "RTMR3 replays, each event confirmed by a quote" agent_ok "$D/agent"
+verdict "NEAR migration, tee: image-digest.bin on shared-volume -> sibling $OTHER_MARKER, mpc-image-digest measured" \
+  "$D/launcher.log" "$D/create.log" "$D/up.log" "$D/workload.log"
+docker rm -f mpc-workload >/dev/null 2>&1
+
+# --- e. every example as it ships is a valid compose file for compose v2 ----------------------
 for ex in examples/dstack/*/docker-compose.yaml; do
   expect "$ex: docker compose config" docker compose -f "$ex" config --quiet
 done
