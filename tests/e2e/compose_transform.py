@@ -9,10 +9,7 @@ The `launcher` service:
   --launcher-image IMG     its image (instead of the release placeholder)
   --dstack-sock PATH       tee mode, as in production: the /var/run/dstack.sock volume's
                            source becomes PATH (the fake agent, fake-dstack-agent)
-  --events HOSTDIR         nontee mode instead, event log on a host bind mount: `command:`
-                           gets `--platform nontee --event-log /events/events.jsonl` in front
-                           and HOSTDIR:/events is mounted; the dstack socket volume is dropped
-  Either way the launcher gets `network_mode: host` (the private dockerd has no bridge).
+  The launcher gets `network_mode: host` (the private dockerd has no bridge).
   --docker-sock PATH       the /var/run/docker.sock volume's source (the private dockerd)
   --env NAME=VALUE         an `environment:` entry (repeatable)
   --volume SPEC            an extra volume (repeatable), e.g. /host/repo.bundle:/repo.bundle:ro
@@ -100,9 +97,7 @@ def main():
     p.add_argument("src")
     p.add_argument("dst")
     p.add_argument("--launcher-image", required=True)
-    mode = p.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--dstack-sock")
-    mode.add_argument("--events")
+    p.add_argument("--dstack-sock", required=True)
     p.add_argument("--docker-sock")
     p.add_argument("--env", type=pair, action="append", default=[])
     p.add_argument("--volume", action="append", default=[])
@@ -118,23 +113,17 @@ def main():
     launcher["image"] = a.launcher_image
     launcher["network_mode"] = "host"
     command = list(launcher.get("command") or [])
-    if a.events:
-        launcher["command"] = ["--platform", "nontee", "--event-log", "/events/events.jsonl"] + command
 
     volumes = []
     for v in launcher.get("volumes") or []:
         source, _, rest = v.partition(":")
         if source == DSTACK_SOCKET:
-            if a.events:
-                continue
             v = f"{a.dstack_sock}:{rest}"
         if source == DOCKER_SOCKET:
             if not a.docker_sock:
                 sys.exit("compose_transform: the example mounts the docker socket: --docker-sock")
             v = f"{a.docker_sock}:{rest}"
         volumes.append(v)
-    if a.events:
-        volumes.append(f"{a.events}:/events")
     volumes.extend(a.volume)
     launcher["volumes"] = volumes
 
