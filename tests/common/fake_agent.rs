@@ -197,6 +197,8 @@ struct Shared {
     mode: Mode,
     stop: AtomicBool,
     state: Mutex<State>,
+    /// The fake sysfs file linked to this register ([`FakeRtmr3::start_linked`]).
+    native: Mutex<Option<NativeLink>>,
 }
 
 impl Shared {
@@ -206,6 +208,77 @@ impl Shared {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    /// The register as the hardware holds it when asked: bytes a writer already wrote to the
+    /// linked fake sysfs file are extended first, as the kernel's synchronous write has done
+    /// by the time the writer can ask for a quote. (The fake's reader thread alone may not
+    /// have run yet.)
+    fn settle_native(&self) {
+        let link = lock(&self.native).clone();
+        if let Some(link) = link {
+            let mut fifo = lock(&link.fifo);
+            let pending = read_pending(&link.path);
+            fifo.absorb(&pending, |digest| self.extend(digest));
+        }
+    }
+
+    fn extend(&self, digest: &[u8; 48]) {
+        let mut state = self.state();
+        state.rtmr3 = extend(&state.rtmr3, digest);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A [`FakeRtmr3`] linked to an agent's register.
+#[derive(Clone)]
+struct NativeLink {
+    path: PathBuf,
+    fifo: Arc<Mutex<FifoState>>,
+}
+
+/// What the fake sysfs file has received, and how much of it has extended the register.
+/// Bytes are read from the FIFO only while this is locked, so they are taken in order.
+#[derive(Default)]
+struct FifoState {
+    received: Vec<u8>,
+    extended: usize,
+}
+
+impl FifoState {
+    fn absorb(&mut self, bytes: &[u8], mut extend: impl FnMut(&[u8; 48])) {
+        self.received.extend_from_slice(bytes);
+        while self.received.len() >= self.extended + 48 {
+            let digest: [u8; 48] = self.received[self.extended..self.extended + 48]
+                .try_into()
+                .unwrap();
+            extend(&digest);
+            self.extended += 48;
+        }
+    }
+}
+
+/// Whatever is waiting in the FIFO at `path`, without blocking: opened `O_NONBLOCK`, read until
+/// it would block (a writer is open) or ends (none is).
+fn read_pending(path: &Path) -> Vec<u8> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    const O_NONBLOCK: i32 = 0o4000; // Linux
+    let mut pending = Vec::new();
+    if let Ok(mut fifo) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)
+    {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = fifo.read(&mut buf) {
+            pending.extend_from_slice(&buf[..n]);
+        }
+    }
+    pending
 }
 
 enum Listener {
@@ -288,6 +361,7 @@ impl FakeAgent {
                 boot_len,
                 requests: Vec::new(),
             }),
+            native: Mutex::new(None),
         });
         // Non-blocking accept polled with a short sleep: drop stops the thread without a
         // wake-up connection that could itself block.
@@ -335,12 +409,14 @@ impl FakeAgent {
     /// The register as the "hardware" holds it.
     #[must_use]
     pub fn rtmr3(&self) -> [u8; 48] {
+        self.shared.settle_native();
         self.shared.state().rtmr3
     }
 
     /// Replay of every RTMR3 entry in the log equals the register.
     #[must_use]
     pub fn replay_ok(&self) -> bool {
+        self.shared.settle_native();
         let state = self.shared.state();
         replay_imr(&state.log, 3) == state.rtmr3
     }
@@ -372,8 +448,7 @@ pub struct Register(Arc<Shared>);
 impl Register {
     /// Extends RTMR3 with `digest` without a log entry: what writing the sysfs file does.
     pub fn extend_natively(&self, digest: &[u8; 48]) {
-        let mut state = self.0.state();
-        state.rtmr3 = extend(&state.rtmr3, digest);
+        self.0.extend(digest);
     }
 }
 
@@ -447,7 +522,10 @@ fn dispatch(request: &Request, shared: &Shared) -> (&'static str, String) {
     let mode = shared.mode;
     match request.method.as_str() {
         "Version" => ok(&serde_json::json!({"version": "0.5.11", "rev": "fake"})),
-        "Info" => ok(&info(&shared.state())),
+        "Info" => {
+            shared.settle_native();
+            ok(&info(&shared.state()))
+        }
         "GetQuote" => {
             let Some(report_data) = hex_field(&body, "report_data") else {
                 return error("invalid report_data: not hex");
@@ -457,6 +535,7 @@ fn dispatch(request: &Request, shared: &Shared) -> (&'static str, String) {
             }
             let mut padded = [0u8; 64];
             padded[..report_data.len()].copy_from_slice(&report_data);
+            shared.settle_native();
             let state = shared.state();
             let stripped = mode == Mode::Stripped;
             let log: Vec<EntryJson<'_>> = state.log.iter().map(|e| e.json(stripped)).collect();
@@ -783,7 +862,7 @@ fn respond_oversized(conn: &mut dyn Conn, status: &str, body: &str, stop: &Atomi
 pub struct FakeRtmr3 {
     path: PathBuf,
     stop: Arc<AtomicBool>,
-    received: Arc<Mutex<Vec<u8>>>,
+    fifo: Arc<Mutex<FifoState>>,
     opens: Arc<Mutex<Vec<Open>>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -815,59 +894,54 @@ impl FakeRtmr3 {
             .expect("spawn mkfifo");
         assert!(status.success(), "mkfifo {}", path.display());
         let stop = Arc::new(AtomicBool::new(false));
-        let received = Arc::new(Mutex::new(Vec::new()));
+        let fifo = Arc::new(Mutex::new(FifoState::default()));
         let opens = Arc::new(Mutex::new(Vec::new()));
+        if let Some(register) = &register {
+            *lock(&register.0.native) = Some(NativeLink {
+                path: path.to_owned(),
+                fifo: Arc::clone(&fifo),
+            });
+        }
         let thread = {
-            let (path, stop, received, opens) = (
+            let (path, stop, fifo, opens) = (
                 path.to_owned(),
                 Arc::clone(&stop),
-                Arc::clone(&received),
+                Arc::clone(&fifo),
                 Arc::clone(&opens),
             );
             thread::spawn(move || {
-                let mut extended = 0;
                 while !stop.load(Ordering::SeqCst) {
+                    // Counted before the next writer can write (the agent may drain it).
+                    let bytes_before = lock(&fifo).received.len();
                     // Blocks until a writer opens; reads until every writer has closed.
-                    let Ok(mut fifo) = std::fs::File::open(&path) else {
+                    let Ok(mut reader) = std::fs::File::open(&path) else {
                         return;
                     };
                     // The writer is now extending: whatever it logs first is already there.
                     if let Some(log) = &event_log {
-                        let bytes_before = received
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .len();
                         let log_lines =
                             std::fs::read_to_string(log).map_or(0, |t| t.lines().count());
-                        opens
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .push(Open {
-                                bytes_before,
-                                log_lines,
-                            });
+                        lock(&opens).push(Open {
+                            bytes_before,
+                            log_lines,
+                        });
                     }
+                    // Read under the lock: the agent may drain the FIFO itself, in order.
+                    let mut state = lock(&fifo);
                     let mut chunk = Vec::new();
-                    let _ = fifo.read_to_end(&mut chunk);
-                    let mut received = received
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    received.extend_from_slice(&chunk);
-                    if let Some(register) = &register {
-                        while received.len() >= extended + 48 {
-                            let digest: [u8; 48] =
-                                received[extended..extended + 48].try_into().unwrap();
-                            register.extend_natively(&digest);
-                            extended += 48;
+                    let _ = reader.read_to_end(&mut chunk);
+                    state.absorb(&chunk, |digest| {
+                        if let Some(register) = &register {
+                            register.extend_natively(digest);
                         }
-                    }
+                    });
                 }
             })
         };
         Self {
             path: path.to_owned(),
             stop,
-            received,
+            fifo,
             opens,
             thread: Some(thread),
         }
@@ -877,10 +951,7 @@ impl FakeRtmr3 {
     /// reader is still reading share one record).
     #[must_use]
     pub fn opens(&self) -> Vec<Open> {
-        self.opens
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        lock(&self.opens).clone()
     }
 
     #[must_use]
@@ -891,10 +962,7 @@ impl FakeRtmr3 {
     /// Every byte written so far, in order.
     #[must_use]
     pub fn received(&self) -> Vec<u8> {
-        self.received
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        lock(&self.fifo).received.clone()
     }
 }
 
