@@ -1,6 +1,6 @@
 //! The pipeline: config → approve → measure → check out → exec.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,7 @@ use crate::error::Error;
 use crate::git::{self, VerifiedCheckout};
 use crate::image_launch;
 use crate::log::Logger;
+use crate::measure::dstack::SIMULATOR_ENV;
 use crate::measure::tdx_sysfs::DEFAULT_RTMR3_PATH;
 use crate::measure::{
     self, BackendChoice, DEFAULT_EVENT_LOG, Event, MeasureError, MeasureSettings, NEAR_IMAGE_EVENT,
@@ -23,6 +24,7 @@ use crate::measure::{
 };
 use crate::platform::Platform;
 use crate::registry::{self, Credentials, Resolution};
+use crate::tee_presence;
 use crate::workload::Workload;
 use crate::workload_env;
 
@@ -30,6 +32,9 @@ use crate::workload_env;
 #[derive(Clone, Debug)]
 pub struct Options {
     pub platform: Platform,
+    /// Where the platform came from (`--platform`, the `PLATFORM` variable, the default),
+    /// for the message that refuses `nontee` inside a TEE.
+    pub platform_source: &'static str,
     pub event_log: Option<PathBuf>,
     pub backend: Option<BackendChoice>,
     pub dstack_socket: Option<PathBuf>,
@@ -210,14 +215,10 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
         approved.selection()
     ));
 
-    let settings = measure_settings(options, &config.measurement);
+    let mut settings = measure_settings(options, &config.measurement);
+    settings.simulator = tee_mode_guard(options, &config.measurement, &settings, log)?;
     // A backend that cannot serve the platform fails here, before anything is touched.
     let backend = measure::backend(&settings, log).map_err(usage_if_pairing)?;
-    if options.platform == Platform::Nontee && Path::new("/dev/tdx_guest").exists() {
-        log.warn(
-            "nontee mode inside a TDX guest: nothing is measured into RTMR3, so no quote will show this launch",
-        );
-    }
     match target {
         Target::Git { spec, commit } => {
             let bash = git::find_program("bash").ok_or(LaunchError::BashNotFound)?;
@@ -278,6 +279,57 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
     }
 }
 
+/// Keeps the environment from weakening tee mode. `nontee` is refused wherever measurement
+/// is possible (the config asks for a TEE, a TDX guest, an answering agent), and
+/// `DSTACK_SIMULATOR_ENDPOINT` is honoured only where neither a TDX guest nor an agent at a
+/// default socket is found. Returns the simulator endpoint to use, if any.
+fn tee_mode_guard(
+    options: &Options,
+    spec: &MeasurementSpec,
+    settings: &MeasureSettings,
+    log: &Logger,
+) -> Result<Option<OsString>, Error> {
+    if options.platform == Platform::Nontee {
+        let config_asks = match (spec.backend, &spec.dstack_socket) {
+            (Some(backend), _) if backend != BackendChoice::Local => {
+                Some(format!("the config names measurement backend {backend}"))
+            }
+            (_, Some(socket)) => Some(format!(
+                "the config names the dstack agent socket {}",
+                socket.display()
+            )),
+            _ => None,
+        };
+        if let Some(reason) =
+            tee_presence::nontee_refusal(config_asks, settings.dstack_socket.as_deref())
+        {
+            return Err(Error::Usage(format!(
+                "refusing nontee (from {}): {reason}; nontee measures nothing into RTMR3 and is only for machines without a TEE",
+                options.platform_source
+            )));
+        }
+        return Ok(None);
+    }
+    let Some(endpoint) = std::env::var_os(SIMULATOR_ENV) else {
+        return Ok(None);
+    };
+    if settings.dstack_socket.is_some() {
+        return Ok(None);
+    }
+    let real = tee_presence::tdx_guest().or_else(|| {
+        tee_presence::answering_default_agent()
+            .map(|path| format!("a dstack agent answers at {}", path.display()))
+    });
+    if let Some(reason) = real {
+        log.warn(&format!(
+            "ignoring {SIMULATOR_ENV}={}: {reason}",
+            endpoint.to_string_lossy()
+        ));
+        return Ok(None);
+    }
+    Ok(Some(endpoint))
+}
+
 /// Command-line flags win over the config's `[measurement]`.
 fn measure_settings(options: &Options, spec: &MeasurementSpec) -> MeasureSettings {
     MeasureSettings {
@@ -297,6 +349,7 @@ fn measure_settings(options: &Options, spec: &MeasurementSpec) -> MeasureSetting
             .clone()
             .or_else(|| spec.event_log.clone())
             .unwrap_or_else(|| PathBuf::from(DEFAULT_EVENT_LOG)),
+        simulator: None,
     }
 }
 

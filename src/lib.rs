@@ -21,6 +21,7 @@ pub mod plan;
 pub mod platform;
 pub mod registry;
 pub mod tdx_quote;
+pub mod tee_presence;
 pub mod verify;
 pub mod workload;
 pub mod workload_env;
@@ -79,8 +80,10 @@ fn dispatch(cli: Cli, log: &Logger) -> Result<i32, Error> {
         |config: Option<PathBuf>| config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
     let global = cli.global;
     let options = || -> Result<Options, Error> {
+        let (platform, platform_source) = platform(global.platform.as_deref())?;
         Ok(Options {
-            platform: platform(global.platform.as_deref())?,
+            platform,
+            platform_source,
             event_log: global.event_log.clone(),
             backend: global.measurement_backend.map(|b| match b {
                 BackendArg::Auto => BackendChoice::Auto,
@@ -262,23 +265,26 @@ fn bare_form_as_run(mut args: Vec<OsString>) -> Vec<OsString> {
     args
 }
 
-/// `--platform` wins over `PLATFORM`; both are case-insensitive; `tee` by default.
-fn platform(flag: Option<&str>) -> Result<Platform, Error> {
+/// `--platform` wins over `PLATFORM`; both are case-insensitive; `tee` by default. Returns
+/// the platform and where it came from.
+fn platform(flag: Option<&str>) -> Result<(Platform, &'static str), Error> {
     let (value, source) = match flag {
         Some(value) => (value.to_owned(), "--platform"),
         None => match std::env::var_os("PLATFORM") {
-            None => return Ok(Platform::Tee),
+            None => return Ok((Platform::Tee, "the default")),
             Some(value) => (
                 value.to_string_lossy().into_owned(),
                 "environment variable PLATFORM",
             ),
         },
     };
-    Platform::parse(&value).ok_or_else(|| {
-        Error::Usage(format!(
-            "invalid {source} value {value:?} (expected tee or nontee)"
-        ))
-    })
+    Platform::parse(&value)
+        .map(|platform| (platform, source))
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "invalid {source} value {value:?} (expected tee or nontee)"
+            ))
+        })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! add anyhow, bon (a proc-macro builder), pkcs8 and hex to the TEE binary for the two
 //! fields of two replies read here; `dstack-sdk` itself would add an Ethereum stack.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -24,6 +25,9 @@ pub const DEFAULT_SOCKETS: &[&str] = &[
     "/var/run/dstack/dstack.sock",
     "/run/dstack/dstack.sock",
 ];
+
+/// The variable dstack-sdk reads for a simulator endpoint (a socket path or `http://host:port`).
+pub const SIMULATOR_ENV: &str = "DSTACK_SIMULATOR_ENDPOINT";
 
 /// Every agent call finishes within this.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -75,9 +79,13 @@ impl DstackError {
     }
 }
 
-/// Where the agent is: the explicit socket, else `DSTACK_SIMULATOR_ENDPOINT`, else the first
+/// Where the agent is: the explicit socket, else the simulator endpoint (only when the
+/// launcher decided to honour `DSTACK_SIMULATOR_ENDPOINT`, see `tee_presence`), else the first
 /// default socket that exists. Returns what was tried when nothing is found.
-pub fn discover(explicit: Option<&Path>) -> Result<(Endpoint, &'static str), Vec<String>> {
+pub fn discover(
+    explicit: Option<&Path>,
+    simulator: Option<&OsStr>,
+) -> Result<(Endpoint, &'static str), Vec<String>> {
     if let Some(path) = explicit {
         return if path.exists() {
             Ok((Endpoint::Unix(path.to_owned()), "configured socket"))
@@ -88,17 +96,14 @@ pub fn discover(explicit: Option<&Path>) -> Result<(Endpoint, &'static str), Vec
             )])
         };
     }
-    if let Some(value) = std::env::var_os("DSTACK_SIMULATOR_ENDPOINT") {
+    if let Some(value) = simulator {
         let value = value.to_string_lossy();
         return Ok(match value.strip_prefix("http://") {
             Some(address) => (
                 Endpoint::Tcp(address.trim_end_matches('/').to_owned()),
-                "DSTACK_SIMULATOR_ENDPOINT",
+                SIMULATOR_ENV,
             ),
-            None => (
-                Endpoint::Unix(PathBuf::from(value.as_ref())),
-                "DSTACK_SIMULATOR_ENDPOINT",
-            ),
+            None => (Endpoint::Unix(PathBuf::from(value.as_ref())), SIMULATOR_ENV),
         });
     }
     DEFAULT_SOCKETS

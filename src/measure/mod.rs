@@ -79,6 +79,9 @@ pub struct MeasureSettings {
     pub dstack_socket: Option<PathBuf>,
     pub rtmr3_path: PathBuf,
     pub event_log: PathBuf,
+    /// `DSTACK_SIMULATOR_ENDPOINT`, when the launcher decided to honour it (no TDX guest and
+    /// no agent at a default socket); never read from the environment here.
+    pub simulator: Option<std::ffi::OsString>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,7 +162,10 @@ pub fn backend(
             let sysfs = TdxSysfs::new(&settings.rtmr3_path, local());
             // An agent, where there is one, vouches for our log through its quotes.
             Ok(Box::new(
-                match dstack::discover(settings.dstack_socket.as_deref()) {
+                match dstack::discover(
+                    settings.dstack_socket.as_deref(),
+                    settings.simulator.as_deref(),
+                ) {
                     Ok((endpoint, source)) => {
                         note_endpoint(log, source, &endpoint);
                         sysfs.with_agent(Dstack::new(endpoint))
@@ -169,17 +175,21 @@ pub fn backend(
             ))
         }
         (Platform::Tee, BackendChoice::Dstack) => {
-            let (endpoint, source) =
-                dstack::discover(settings.dstack_socket.as_deref()).map_err(|tried| {
-                    MeasureError::NoBackend {
-                        tried: format!("no dstack agent ({})", tried.join(", ")),
-                    }
-                })?;
+            let (endpoint, source) = dstack::discover(
+                settings.dstack_socket.as_deref(),
+                settings.simulator.as_deref(),
+            )
+            .map_err(|tried| MeasureError::NoBackend {
+                tried: format!("no dstack agent ({})", tried.join(", ")),
+            })?;
             note_endpoint(log, source, &endpoint);
             Ok(Box::new(Dstack::new(endpoint)))
         }
         (Platform::Tee, BackendChoice::Auto) => {
-            let found = dstack::discover(settings.dstack_socket.as_deref());
+            let found = dstack::discover(
+                settings.dstack_socket.as_deref(),
+                settings.simulator.as_deref(),
+            );
             if let Ok((endpoint, source)) = &found {
                 note_endpoint(log, source, endpoint);
             }
@@ -194,7 +204,7 @@ pub fn backend(
 }
 
 fn note_endpoint(log: &Logger, source: &str, endpoint: &http::Endpoint) {
-    if source == "DSTACK_SIMULATOR_ENDPOINT" {
+    if source == dstack::SIMULATOR_ENV {
         log.warn(&format!(
             "using the dstack agent named by DSTACK_SIMULATOR_ENDPOINT ({endpoint}); a quote shows only what the real agent measured"
         ));

@@ -75,15 +75,20 @@ impl TdxSysfs {
 }
 
 impl Measurer for TdxSysfs {
-    /// This boot's last launch in our own log. With an agent, the log must be vouched for
-    /// by its quote: a forged "already measured" would otherwise skip a measurement.
+    /// This boot's last launch in our own log, only when the agent's quote vouches for the
+    /// log. The file is ours, but anyone who can write it could append this boot's entries
+    /// for a launch RTMR3 never saw; believing them would skip a measurement. Without an
+    /// agent nothing vouches for the file (the register alone cannot be replayed without
+    /// the boot's own events), so the launch is measured again: a duplicate is harmless to a
+    /// verifier, a skip is not.
     fn prior_launch(&mut self) -> Result<Vec<Event>, MeasureError> {
+        let Some(agent) = &self.agent else {
+            return Ok(Vec::new());
+        };
         let ours = self.log.this_boot()?;
-        if let Some(agent) = &self.agent {
-            let quoted = agent.quoted_log()?;
-            if !quoted.extended_by(&ours) {
-                return Err(self.inconsistent(&quoted));
-            }
+        let quoted = agent.quoted_log()?;
+        if !quoted.extended_by(&ours) {
+            return Err(self.inconsistent(&quoted));
         }
         Ok(last_launch(&ours))
     }

@@ -200,6 +200,9 @@ pub struct Launcher {
     args: Vec<String>,
     env: BTreeMap<String, String>,
     cwd: PathBuf,
+    /// A program (and its arguments) that runs the launcher as its last arguments, such as
+    /// `unshare -m sh -c SETUP` to give it a private view of `/dev`, `/sys` or `/run`.
+    wrapper: Vec<String>,
 }
 
 pub struct Run {
@@ -219,6 +222,7 @@ impl Launcher {
             args: Vec::new(),
             env,
             cwd: cwd.to_owned(),
+            wrapper: Vec::new(),
         }
     }
 
@@ -237,8 +241,21 @@ impl Launcher {
         self
     }
 
+    /// Runs the launcher through `wrapper`, which gets the binary and its arguments last.
+    pub fn wrapped<I: IntoIterator<Item = S>, S: Into<String>>(&mut self, wrapper: I) -> &mut Self {
+        self.wrapper = wrapper.into_iter().map(Into::into).collect();
+        self
+    }
+
     pub fn command(&self) -> Command {
-        let mut command = Command::new(BIN);
+        let mut command = match self.wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(BIN);
+                command
+            }
+            None => Command::new(BIN),
+        };
         command
             .args(&self.args)
             .env_clear()
