@@ -1,6 +1,7 @@
 //! The top-level error: what the user reads and which exit code they get.
 
 use crate::approval::ApprovalError;
+use crate::compose_document::ComposeError;
 use crate::config::ConfigError;
 use crate::docker::DockerError;
 use crate::git::GitError;
@@ -36,6 +37,8 @@ pub enum Error {
     Docker(#[from] DockerError),
     #[error(transparent)]
     ImageLaunch(#[from] ImageLaunchError),
+    #[error(transparent)]
+    Compose(#[from] ComposeError),
 }
 
 impl Error {

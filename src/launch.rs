@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::approval::{Approved, ApprovedList, ListStatus};
+use crate::compose_document::ComposeDocument;
 use crate::config::{
     self, ConfigFormat, GitSpec, ImageSpec, LaunchConfig, LaunchMode, MeasurementSpec, WorkloadSpec,
 };
@@ -19,8 +20,8 @@ use crate::log::Logger;
 use crate::measure::dstack::SIMULATOR_ENV;
 use crate::measure::tdx_sysfs::DEFAULT_RTMR3_PATH;
 use crate::measure::{
-    self, BackendChoice, DEFAULT_EVENT_LOG, Event, MeasureError, MeasureSettings, NEAR_IMAGE_EVENT,
-    Session, contract_events,
+    self, BackendChoice, COMPOSE_EVENT, DEFAULT_EVENT_LOG, Event, MeasureError, MeasureSettings,
+    NEAR_IMAGE_EVENT, Session, contract_events,
 };
 use crate::platform::Platform;
 use crate::registry::{self, Credentials, Resolution};
@@ -98,6 +99,9 @@ pub enum Target {
         resolution: Box<Resolution>,
         /// Read once from the environment; `docker login` gets the same password.
         credentials: Option<Credentials>,
+        /// The rendered compose document, checked to run only the approved image; its
+        /// digest is measured.
+        compose: Box<ComposeDocument>,
     },
 }
 
@@ -139,22 +143,40 @@ pub fn resolve(config_path: &Path, options: &Options, log: &Logger) -> Result<Re
                 resolution.manifest,
                 resolution.config
             ));
+            let rendered = image_launch::render(spec, &resolution)?;
+            let compose =
+                ComposeDocument::check(rendered, &image_launch::image_name(spec, &resolution))?;
             let approved = digest.workload();
             let target = Target::Image {
                 spec: spec.clone(),
                 digest,
                 resolution: Box::new(resolution),
                 credentials,
+                compose: Box::new(compose),
             };
             (target, approved)
         }
     };
     let extra = match &target {
-        Target::Image { spec, digest, .. } if spec.near_compat => vec![Event::new(
-            NEAR_IMAGE_EVENT,
-            digest.value().as_bytes().to_vec(),
-        )],
-        _ => Vec::new(),
+        Target::Image {
+            spec,
+            digest,
+            compose,
+            ..
+        } => {
+            let mut extra = vec![Event::new(
+                COMPOSE_EVENT,
+                format!("sha256:{}", compose.sha256()),
+            )];
+            if spec.near_compat {
+                extra.push(Event::new(
+                    NEAR_IMAGE_EVENT,
+                    digest.value().as_bytes().to_vec(),
+                ));
+            }
+            extra
+        }
+        Target::Git { .. } => Vec::new(),
     };
     let events = contract_events(&config.sha256, &approved, extra);
     Ok(Resolved {
@@ -241,11 +263,11 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
             spec,
             resolution,
             credentials,
+            compose,
             ..
         } => {
             // Everything that can fail without side effects fails before measuring.
             let docker = ProcessDocker::locate(options.docker.as_deref())?;
-            let rendered = image_launch::render(&spec, &resolution)?;
             let password = credentials.map(|c| c.password);
             let mut session = Session::start(backend, events, log)?;
             session.measure_before_ready(log)?;
@@ -253,7 +275,7 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
             let mut command = image_launch::prepare(
                 &spec,
                 &resolution,
-                &rendered,
+                compose.text(),
                 &docker,
                 password.as_deref(),
                 log,

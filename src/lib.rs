@@ -7,6 +7,7 @@ pub mod approval;
 pub mod capped_read;
 pub mod cli;
 pub mod compose;
+pub mod compose_document;
 pub mod config;
 pub mod digest;
 pub mod docker;

@@ -17,7 +17,17 @@ struct PlanJson<'a> {
     repo: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     image: Option<ImageJson>,
+    /// Image mode: the exact document compose gets, so a verifier can read it and rebuild
+    /// the `trusted-launcher.compose` digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compose: Option<ComposeJson<'a>>,
     events: Vec<EventJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct ComposeJson<'a> {
+    sha256: String,
+    document: &'a str,
 }
 
 #[derive(Serialize)]
@@ -50,14 +60,18 @@ struct EventJson<'a> {
 #[must_use]
 pub fn render(resolved: &Resolved, json: bool) -> String {
     let config = &resolved.config;
-    let (repo, approved_list, image) = match &resolved.target {
+    let (repo, approved_list, image, compose) = match &resolved.target {
         Target::Git { spec, .. } => (
             Some(spec.repo_url.as_str()),
             spec.approved_list.as_ref(),
             None,
+            None,
         ),
         Target::Image {
-            spec, resolution, ..
+            spec,
+            resolution,
+            compose,
+            ..
         } => (
             None,
             spec.approved_list.as_ref(),
@@ -68,6 +82,10 @@ pub fn render(resolved: &Resolved, json: bool) -> String {
                 platform: resolution.platform.to_string(),
                 manifest: resolution.manifest.to_string(),
                 config: resolution.config.to_string(),
+            }),
+            Some(ComposeJson {
+                sha256: format!("sha256:{}", compose.sha256()),
+                document: compose.text(),
             }),
         ),
     };
@@ -83,6 +101,7 @@ pub fn render(resolved: &Resolved, json: bool) -> String {
             selection: resolved.approved.selection().to_string(),
             repo,
             image,
+            compose,
             events: resolved
                 .events
                 .iter()
@@ -113,6 +132,14 @@ pub fn render(resolved: &Resolved, json: bool) -> String {
             out,
             "image:    {} ({}, {})\nmanifest: {} (config {})",
             image.reference, image.kind, image.platform, image.manifest, image.config
+        );
+    }
+    if let Some(compose) = &compose {
+        let _ = writeln!(
+            out,
+            "compose:  {} ({} bytes; `plan --json` prints the document)",
+            compose.sha256,
+            compose.document.len()
         );
     }
     out.push_str("events (RTMR3, event type 0x08000001, v1 digests), in order:\n");

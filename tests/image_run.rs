@@ -169,11 +169,16 @@ fn pulls_confirms_renders_measures_and_execs_compose() {
         [
             "trusted-launcher.config",
             "trusted-launcher.workload",
+            "trusted-launcher.compose",
             "trusted-launcher.ready"
         ]
     );
     let workload = common::hex(format!("oci:{}", s.image.digest()).as_bytes());
     assert_eq!(s.fx.events()[1]["event_payload"], workload);
+    // The measured digest is that of the exact file compose was handed.
+    let handed = std::fs::read(s.fx.path().join("compose.yaml")).unwrap();
+    let compose = common::hex(common::fake_registry::sha256_digest(&handed).as_bytes());
+    assert_eq!(s.fx.events()[2]["event_payload"], compose);
 }
 
 /// An engine that holds another image under the approved name is refused: nothing starts,
@@ -202,7 +207,11 @@ fn engine_reporting_another_image_is_refused() {
         );
         assert_eq!(
             s.measured(),
-            ["trusted-launcher.config", "trusted-launcher.workload"]
+            [
+                "trusted-launcher.config",
+                "trusted-launcher.workload",
+                "trusted-launcher.compose"
+            ]
         );
     }
 }
@@ -251,7 +260,7 @@ fn detached_runs_compose_up_detach_and_returns() {
         .stdout_has("COMPOSE-UP compose --project-name svc --file")
         .stdout_has("up --detach --remove-orphans")
         .stderr_has("starting svc detached");
-    assert_eq!(s.measured().len(), 3);
+    assert_eq!(s.measured().len(), 4);
 }
 
 /// Credentials: `docker login` gets the password on stdin, never as an argument.
@@ -298,19 +307,20 @@ fn near_compat_measures_mpc_image_digest() {
         [
             "trusted-launcher.config",
             "trusted-launcher.workload",
+            "trusted-launcher.compose",
             "mpc-image-digest",
             "trusted-launcher.ready"
         ]
     );
-    assert_eq!(s.fx.events()[2]["event_payload"], s.image.digest_hex());
+    assert_eq!(s.fx.events()[3]["event_payload"], s.image.digest_hex());
     let plan =
         s.fx.launcher()
             .args(["plan", "--json", config.to_str().unwrap()])
             .run();
     plan.success();
     let plan: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
-    assert_eq!(plan["events"][2]["event"], "mpc-image-digest");
-    assert_eq!(plan["events"][2]["digest"], s.fx.events()[2]["digest"]);
+    assert_eq!(plan["events"][3]["event"], "mpc-image-digest");
+    assert_eq!(plan["events"][3]["digest"], s.fx.events()[3]["digest"]);
     // A restart in the same boot measures nothing again, extra event included.
     let before = s.fx.events().len();
     s.run(&config)
@@ -374,4 +384,82 @@ fn registry_refusals_measure_and_start_nothing() {
             s.docker.calls()
         );
     }
+}
+
+/// Class 7 of issue 10: a custom template is read from disk and need not contain
+/// `{{ image }}`. The old launcher rendered it, measured `ready`, and handed compose whatever
+/// it said — here a privileged busybox. Every service must now run the approved image, and the
+/// refusal comes before anything is measured or pulled.
+#[test]
+fn a_template_that_runs_another_image_is_refused_before_measuring() {
+    let s = setup();
+    s.docker
+        .answer_inspect(&s.approved_image(), &s.image.config_digest());
+    let hostile = "name: {{ project }}\nservices:\n  workload:\n    image: busybox\n    privileged: true\n";
+    let template = s.fx.write("hostile.yaml", hostile);
+    // What the old pipeline handed compose: the template with its (one) placeholder filled.
+    let old_render = hostile.replace("{{ project }}", "\"trusted-launcher\"");
+    assert!(old_render.contains("image: busybox") && !old_render.contains("{{"));
+
+    let run = s.run(&s.config(&format!("compose_template = \"{}\"\n", template.display())));
+    run.fails(
+        1,
+        &format!(
+            "rendered compose document: service \"workload\" runs image \"busybox\", not the approved {}",
+            s.approved_image()
+        ),
+    );
+    assert!(s.fx.events().is_empty(), "nothing measured");
+    assert!(s.docker.calls().is_empty(), "{:?}", s.docker.calls());
+
+    // An alias or a second service is no way around it.
+    for text in [
+        "x-i: &i busybox\nservices:\n  workload:\n    image: {{ image }}\n  side:\n    image: *i\n",
+        "services:\n  workload:\n    image: {{ image }}\n    build: .\n",
+        "include: [/mnt/shared/more.yaml]\nservices:\n  workload:\n    image: {{ image }}\n",
+    ] {
+        let template = s.fx.write("sneaky.yaml", text);
+        let run = s.run(&s.config(&format!("compose_template = \"{}\"\n", template.display())));
+        run.fails(1, "rendered compose document:");
+        assert!(s.fx.events().is_empty(), "{text}");
+    }
+}
+
+/// What the approved image's service may do is the template's business, but it is bound by
+/// the measured digest: `plan --json` prints the exact document, whose SHA-256 is the
+/// `trusted-launcher.compose` payload `run` measures.
+#[test]
+fn the_measured_compose_digest_is_the_planned_document() {
+    let s = setup();
+    s.docker
+        .answer_inspect(&s.approved_image(), &s.image.config_digest());
+    let template = s.fx.write(
+        "custom.yaml",
+        "name: {{ project }}\nservices:\n  workload:\n    image: {{ image }}\n    privileged: true\n",
+    );
+    let config = s.config(&format!("compose_template = \"{}\"\n", template.display()));
+    let plan =
+        s.fx.launcher()
+            .args(["plan", "--json", config.to_str().unwrap()])
+            .run();
+    let plan: serde_json::Value = serde_json::from_str(&plan.success().stdout).unwrap();
+    let document = plan["compose"]["document"].as_str().unwrap();
+    assert!(document.contains("    privileged: true\n"), "{document}");
+    let digest = common::fake_registry::sha256_digest(document.as_bytes());
+    assert_eq!(plan["compose"]["sha256"], digest);
+    assert_eq!(plan["events"][2]["event"], "trusted-launcher.compose");
+    assert_eq!(
+        plan["events"][2]["event_payload"],
+        common::hex(digest.as_bytes())
+    );
+
+    s.run(&config).success();
+    assert_eq!(
+        s.fx.events()[2]["event_payload"],
+        common::hex(digest.as_bytes())
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.fx.path().join("compose.yaml")).unwrap(),
+        document
+    );
 }

@@ -13,6 +13,9 @@ pub const EVENT_TYPE: u32 = 0x0800_0001;
 /// Event names of the measurement contract, in the order they are measured.
 pub const CONFIG_EVENT: &str = "trusted-launcher.config";
 pub const WORKLOAD_EVENT: &str = "trusted-launcher.workload";
+/// Image mode: `sha256:<hex>` of the exact compose document handed to compose, between
+/// `workload` and `ready` (and before any extra event such as NEAR's `mpc-image-digest`).
+pub const COMPOSE_EVENT: &str = "trusted-launcher.compose";
 pub const READY_EVENT: &str = "trusted-launcher.ready";
 
 /// One runtime event: a name and raw payload bytes.

@@ -100,14 +100,22 @@ agent_ok() { # DIR: RTMR3 replays to the register, and the launcher asked for qu
 }
 
 # expect_measured DIR WORKLOAD: the agent's RTMR3 holds exactly config (sha256 of the inline
-# config bytes), workload WORKLOAD and ready, its log replays, and quotes confirmed them.
+# config bytes), workload WORKLOAD, for an image the compose document's digest, and ready; its
+# log replays, and quotes confirmed them.
 expect_measured() {
-  local cfg
+  local cfg compose=""
   cfg=$(config_content "$1/compose.yaml" | sha256sum | cut -d' ' -f1)
-  expect "RTMR3 via the agent: config sha256:$cfg, workload $2, ready" \
+  case $2 in oci:*)
+    compose="trusted-launcher.compose $(agent_events "$1/agent" | awk '$1 == "trusted-launcher.compose" { print $2 }')
+"
+    expect "image mode measures trusted-launcher.compose as sha256:<64 hex>" \
+      grep -Eq '^trusted-launcher.compose ([0-9a-f]{2}){71}$' <<<"$compose"
+    ;;
+  esac
+  expect "RTMR3 via the agent: config sha256:$cfg, workload $2, ${compose:+compose, }ready" \
     test "$(agent_events "$1/agent")" = "trusted-launcher.config $(hex "sha256:$cfg")
 trusted-launcher.workload $(hex "$2")
-trusted-launcher.ready "
+${compose}trusted-launcher.ready "
   expect "RTMR3 replays, each event confirmed by a quote" agent_ok "$1/agent"
 }
 
@@ -204,9 +212,9 @@ expect "workload is the newest digest of image-digest.bin" \
 expect "workload prints E2E-MARKER $OTHER_MARKER" has "$D/workload.log" "E2E-MARKER $OTHER_MARKER"
 expect "workload mounts the launcher's shared-volume (by its name) at /mnt/shared" \
   test "$(docker inspect -f '{{range .Mounts}}{{if eq .Destination "/mnt/shared"}}{{.Name}}{{end}}{{end}}' mpc-workload)" = shared-volume
-expect "RTMR3: config, workload, NEAR's mpc-image-digest (32 raw bytes), ready" \
+expect "RTMR3: config, workload, compose, NEAR's mpc-image-digest (32 raw bytes), ready" \
   test "$(agent_events "$D/agent" | cut -d' ' -f1 | tr '\n' ' ')" = \
-  "trusted-launcher.config trusted-launcher.workload mpc-image-digest trusted-launcher.ready "
+  "trusted-launcher.config trusted-launcher.workload trusted-launcher.compose mpc-image-digest trusted-launcher.ready "
 expect "mpc-image-digest payload is the digest's raw bytes" \
   test "$(agent_events "$D/agent" | awk '$1 == "mpc-image-digest" { print $2 }')" = "${OTHER_DIGEST#sha256:}"
 expect "RTMR3 replays, each event confirmed by a quote" agent_ok "$D/agent"

@@ -122,7 +122,7 @@ docker rm -f e2e-detached-workload >/dev/null 2>&1
 c=$(config wrongplatform "$MULTI_INDEX_DIGEST" 'platform = "linux/arm64"')
 if ! launch "$c" "$W/8.out" && grep -q "not what was approved" "$W/8.out" \
   && [ -z "$(docker ps -aq --filter name=e2e-wrongplatform)" ] \
-  && tail -1 "$W/events.jsonl" | grep -q '"event":"trusted-launcher.workload"'; then
+  && tail -1 "$W/events.jsonl" | grep -q '"event":"trusted-launcher.compose"'; then
   pass "wrong platform: engine's image is not the approved one, refused"
 else fail "wrong platform refused" "$W/8.out"; fi
 
