@@ -372,13 +372,16 @@ mod tests {
 
     #[test]
     fn alias_bombs_and_deep_nesting_stop_early() {
-        let mut bomb = String::from("x-0: &a0 [a, a, a, a, a, a, a, a, a, a]\n");
-        for level in 1..12 {
-            let previous = level - 1;
-            bomb.push_str(&format!(
-                "x-{level}: &a{level} [*a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}]\n"
-            ));
-        }
+        let levels: Vec<String> = (1..12)
+            .map(|level| {
+                let alias = format!("*a{}", level - 1);
+                format!("x-{level}: &a{level} [{}]\n", vec![alias; 10].join(", "))
+            })
+            .collect();
+        let bomb = format!(
+            "x-0: &a0 [a, a, a, a, a, a, a, a, a, a]\n{}",
+            levels.concat()
+        );
         assert_eq!(
             refused(&bomb),
             format!("more than {MAX_NODES} YAML nodes once aliases are expanded")
@@ -395,8 +398,16 @@ mod tests {
 
     #[test]
     fn malformed_yaml_is_an_error_not_a_panic() {
-        for text in ["services: [\n", "a: b: c\n", "\"unterminated\n", "x: *nope\n"] {
-            assert!(matches!(check(text), Err(ComposeError::Yaml(_))), "{text:?}");
+        for text in [
+            "services: [\n",
+            "a: b: c\n",
+            "\"unterminated\n",
+            "x: *nope\n",
+        ] {
+            assert!(
+                matches!(check(text), Err(ComposeError::Yaml(_))),
+                "{text:?}"
+            );
         }
     }
 }

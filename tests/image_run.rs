@@ -395,7 +395,8 @@ fn a_template_that_runs_another_image_is_refused_before_measuring() {
     let s = setup();
     s.docker
         .answer_inspect(&s.approved_image(), &s.image.config_digest());
-    let hostile = "name: {{ project }}\nservices:\n  workload:\n    image: busybox\n    privileged: true\n";
+    let hostile =
+        "name: {{ project }}\nservices:\n  workload:\n    image: busybox\n    privileged: true\n";
     let template = s.fx.write("hostile.yaml", hostile);
     // What the old pipeline handed compose: the template with its (one) placeholder filled.
     let old_render = hostile.replace("{{ project }}", "\"trusted-launcher\"");
