@@ -22,6 +22,7 @@ pub mod platform;
 pub mod registry;
 pub mod tdx_quote;
 pub mod verify;
+pub mod work_dir;
 pub mod workload;
 pub mod workload_env;
 

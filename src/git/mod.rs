@@ -84,6 +84,8 @@ pub enum GitError {
     HeadMismatch { expected: String, actual: String },
     #[error("working tree does not match the commit: {} {detail} (if this persists, the reused object store is corrupt: remove WORK_DIR to start clean)", path.display())]
     WorktreeMismatch { path: PathBuf, detail: String },
+    #[error("{} changed after the checkout was verified: {detail} (another writer on WORK_DIR, or INSTALL_CMD?)", path.display())]
+    ChangedAfterVerification { path: PathBuf, detail: String },
 }
 
 /// A checkout proven to hold exactly the approved commit's tree.
@@ -93,6 +95,46 @@ pub struct VerifiedCheckout {
     pub root: PathBuf,
     pub commit: CommitId,
     pub files: usize,
+    /// The verified tree, to check the files again right before the workload starts.
+    entries: Vec<TreeEntry>,
+}
+
+impl VerifiedCheckout {
+    /// Hashes the regular file at `path` (canonical, inside the root) again and compares it
+    /// with the blob the verified tree names for it: what a writer on `WORK_DIR` may have
+    /// swapped since the checkout was verified.
+    pub fn recheck_file(&self, path: &Path) -> Result<(), GitError> {
+        let changed = |path: &Path, detail: &str| GitError::ChangedAfterVerification {
+            path: path.to_owned(),
+            detail: detail.to_owned(),
+        };
+        let relative = path
+            .strip_prefix(&self.root)
+            .map_err(|_| changed(path, "is outside the checkout"))?;
+        let entry = self
+            .entries
+            .iter()
+            .find(|e| e.path == relative && matches!(e.kind, EntryKind::File { .. }))
+            .ok_or_else(|| changed(relative, "is not a file of the commit"))?;
+        self.recheck(std::slice::from_ref(entry)).map(|_| ())
+    }
+
+    /// Checks every path of the commit again (type, exec bit, content); paths the commit
+    /// does not have (build output) are not looked at. Returns the number of files checked.
+    pub fn recheck_tracked(&self) -> Result<usize, GitError> {
+        self.recheck(&self.entries)
+    }
+
+    fn recheck(&self, entries: &[TreeEntry]) -> Result<usize, GitError> {
+        worktree::verify_tracked(&self.root, entries, self.commit.object_format()).map_err(
+            |error| match error {
+                GitError::WorktreeMismatch { path, detail } => {
+                    GitError::ChangedAfterVerification { path, detail }
+                }
+                other => other,
+            },
+        )
+    }
 }
 
 /// Fetches (only if needed), checks out and verifies the approved commit in `work_dir`.
@@ -156,6 +198,7 @@ pub fn checkout(
         root,
         commit,
         files,
+        entries: tree.entries,
     })
 }
 
