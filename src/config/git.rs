@@ -170,3 +170,140 @@ fn is_portable_name(name: &str) -> bool {
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{WorkloadSpec, load};
+
+    const SHA: &str = "7fd1a60b01f91b314f59955a4e4d4e80d8edf11d";
+
+    fn load_text(name: &str, text: &str) -> Result<crate::config::GitSpec, Vec<String>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        match load(&path, None) {
+            Ok(config) => match config.workload {
+                WorkloadSpec::Git(git) => Ok(*git),
+                WorkloadSpec::Image(_) => panic!("not git"),
+            },
+            Err(e) => Err(e
+                .lines()
+                .into_iter()
+                .map(|l| l.replace(&path.display().to_string(), name))
+                .collect()),
+        }
+    }
+
+    fn line(extra: &str) -> String {
+        format!("REPO_URL=file:///r\nCOMMIT_SHA={SHA}\nWORK_DIR=/w\n{extra}")
+    }
+
+    fn toml(extra: &str) -> String {
+        format!("[git]\nrepo = \"file:///r\"\ncommit = \"{SHA}\"\nwork_dir = \"/w\"\n{extra}")
+    }
+
+    #[test]
+    fn accept_table() {
+        let git = load_text(
+            "c.conf",
+            &line("PASS_ENV=RUST_LOG, https_proxy\tLD_LIBRARY_PATH RUST_LOG\nALLOW_ENV=LD_LIBRARY_PATH\n"),
+        )
+        .unwrap();
+        assert_eq!(git.pass_env, ["RUST_LOG", "https_proxy", "LD_LIBRARY_PATH"]);
+        assert!(git.env.is_empty());
+        let git = load_text(
+            "c.toml",
+            &toml("pass_env = [\"TOKEN\"]\nenv = { MODE = \"prod\", PATH = \"/opt/bin:/usr/bin\", PEM = \"a\\nb\", PYTHONPATH = \"/srv/lib\" }\n"),
+        )
+        .unwrap();
+        assert_eq!(git.pass_env, ["TOKEN"]);
+        assert_eq!(
+            git.env,
+            [
+                ("MODE".to_owned(), "prod".to_owned()),
+                ("PATH".to_owned(), "/opt/bin:/usr/bin".to_owned()),
+                ("PEM".to_owned(), "a\nb".to_owned()),
+                ("PYTHONPATH".to_owned(), "/srv/lib".to_owned()),
+            ]
+        );
+        let git = load_text("c.conf", &line("")).unwrap();
+        assert!(git.pass_env.is_empty() && git.env.is_empty());
+    }
+
+    #[test]
+    fn reject_table() {
+        for (name, text, expected) in [
+            (
+                "c.conf",
+                line("PASS_ENV=FOO,A=B\n"),
+                r#"c.conf:4: PASS_ENV entry is not an environment variable name (got "A=B")"#,
+            ),
+            (
+                "c.conf",
+                line("PASS_ENV=BASH_FUNC_ls%%\n"),
+                r#"c.conf:4: PASS_ENV entry is not an environment variable name (got "BASH_FUNC_ls%%")"#,
+            ),
+            (
+                "c.conf",
+                line("PASS_ENV=1X\n"),
+                r#"c.conf:4: PASS_ENV entry is not an environment variable name (got "1X")"#,
+            ),
+            (
+                "c.conf",
+                line("PASS_ENV=LD_PRELOAD\n"),
+                "c.conf:4: PASS_ENV names LD_PRELOAD, which changes what a loader, shell or interpreter runs; name it in ALLOW_ENV too to pass it",
+            ),
+            (
+                "c.conf",
+                line("PASS_ENV=A\nPASS_ENV=B\n"),
+                "c.conf:5: duplicate key PASS_ENV (first set on line 4)",
+            ),
+            (
+                "c.conf",
+                line("ENV_MODE=prod\n"),
+                "c.conf:4: unknown key ENV_MODE",
+            ),
+            (
+                "c.toml",
+                toml("pass_env = [\"BASH_ENV\"]\n"),
+                "c.toml:5: git.pass_env names BASH_ENV, which changes what a loader, shell or interpreter runs; name it in git.allow_env too to pass it",
+            ),
+            (
+                "c.toml",
+                toml("pass_env = \"A\"\n"),
+                "c.toml:5: git.pass_env must be an array of strings",
+            ),
+            (
+                "c.toml",
+                toml("pass_env = [\"MODE\"]\nenv = { MODE = \"prod\" }\n"),
+                "c.toml:6: git.pass_env and git.env both name MODE (pass it through or fix its value, not both)",
+            ),
+            (
+                "c.toml",
+                toml("env = { \"A-B\" = \"x\" }\n"),
+                r#"c.toml:5: git.env entry is not an environment variable name (got "A-B")"#,
+            ),
+            (
+                "c.toml",
+                toml("env = { A = \"x\\u0000y\" }\n"),
+                "c.toml:5: git.env value of A contains a NUL character",
+            ),
+            (
+                "c.toml",
+                toml("env = { A = 1 }\n"),
+                "c.toml:5: git.env must be a table of strings",
+            ),
+            (
+                "c.toml",
+                toml("env = [\"A=1\"]\n"),
+                "c.toml:5: git.env must be a table of strings",
+            ),
+        ] {
+            assert_eq!(
+                load_text(name, &text).unwrap_err(),
+                vec![expected],
+                "{text:?}"
+            );
+        }
+    }
+}
