@@ -26,8 +26,9 @@ use crate::measure::{
 use crate::platform::Platform;
 use crate::registry::{self, Credentials, Resolution};
 use crate::tee_presence;
+use crate::work_dir::{Exposure, WorkDirError};
 use crate::workload::Workload;
-use crate::workload_env;
+use crate::workload_env::{self, EnvPolicy};
 
 /// Inputs that do not come from the config file.
 #[derive(Clone, Debug)]
@@ -73,6 +74,8 @@ pub enum LaunchError {
         program: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    WorkDir(#[from] WorkDirError),
 }
 
 /// A config resolved to an approved workload and the events that measure it.
@@ -244,15 +247,22 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
     match target {
         Target::Git { spec, commit } => {
             let bash = git::find_program("bash").ok_or(LaunchError::BashNotFound)?;
+            // Another writer on WORK_DIR (or above it) stops a tee launch before anything
+            // is measured.
+            Exposure::before_checkout(&spec.work_dir)
+                .enforce(options.platform, log)
+                .map_err(LaunchError::from)?;
             let mut session = Session::start(backend, events, log)?;
             session.measure_before_ready(log)?;
 
             let repo_url = absolute_repo_url(&spec.repo_url);
             let checkout = git::checkout(&repo_url, &spec.work_dir, &commit, log)?;
-            let mut command = workload_command(&spec, &checkout, &bash, log)?;
+            let mut prepared = workload_command(&spec, &checkout, &bash, options.platform, log)?;
+            // Last look before `ready`: what INSTALL_CMD or a writer did since verification.
+            recheck(&prepared, &checkout, options.platform, log)?;
 
             session.measure_all(log)?;
-            let source = command.exec();
+            let source = prepared.command.exec();
             Err(LaunchError::Exec {
                 program: bash,
                 source,
@@ -399,14 +409,26 @@ fn absolute_repo_url(url: &str) -> String {
     )
 }
 
-/// Resolves the target directory and entry inside the verified checkout, runs `INSTALL_CMD`
-/// if any, and returns the command to exec with the filtered environment.
+/// The git workload, ready to exec once [`recheck`] passes.
+#[derive(Debug)]
+struct Prepared {
+    command: Command,
+    /// The paths whose writers could change the checkout.
+    exposure: Exposure,
+    /// Default mode: the entry script (canonical), re-hashed right before exec.
+    entry: Option<PathBuf>,
+}
+
+/// Resolves the target directory and entry inside the verified checkout, checks who else
+/// can write them, runs `INSTALL_CMD` if any, and returns the command to exec with the
+/// workload's environment.
 fn workload_command(
     spec: &GitSpec,
     checkout: &VerifiedCheckout,
     bash: &Path,
+    platform: Platform,
     log: &Logger,
-) -> Result<Command, Error> {
+) -> Result<Prepared, Error> {
     let target = match &spec.subdir {
         Some(subdir) => inside(
             checkout,
@@ -417,13 +439,32 @@ fn workload_command(
         None => checkout.root.clone(),
     };
     require_kind(&target, "REPO_SUBDIR", true)?;
-
-    let env = workload_env::filter(std::env::vars_os(), &spec.allow_env);
-    for name in &env.dropped {
-        log.warn(&format!(
-            "not passing {name} to the workload (it changes what a loader or shell runs; allow it with ALLOW_ENV / git.allow_env)"
-        ));
+    let entry = match &spec.launch {
+        LaunchMode::Entrypoint(entry) => {
+            let resolved = inside(
+                checkout,
+                &target.join(entry.as_path()),
+                "ENTRYPOINT_SCRIPT",
+                &entry.to_string(),
+            )?;
+            require_kind(&resolved, "ENTRYPOINT_SCRIPT", false)?;
+            Some(resolved)
+        }
+        LaunchMode::Commands { .. } => None,
+    };
+    let mut exposure = Exposure::checkout(&checkout.root).with("REPO_SUBDIR", &target);
+    if let Some(entry) = &entry {
+        exposure = exposure.with("ENTRYPOINT_SCRIPT", entry);
     }
+    exposure.enforce(platform, log).map_err(LaunchError::from)?;
+
+    let policy = EnvPolicy {
+        allow: &spec.allow_env,
+        pass: &spec.pass_env,
+        fixed: &spec.env,
+    };
+    let env = workload_env::build(platform, std::env::vars_os(), &policy);
+    log_env(&env, spec, platform, log);
     let bash_with = |args: &[&OsStr]| {
         let mut command = Command::new(bash);
         command
@@ -434,17 +475,10 @@ fn workload_command(
         command
     };
 
-    match &spec.launch {
+    let command = match &spec.launch {
         LaunchMode::Entrypoint(entry) => {
-            let resolved = inside(
-                checkout,
-                &target.join(entry.as_path()),
-                "ENTRYPOINT_SCRIPT",
-                &entry.to_string(),
-            )?;
-            require_kind(&resolved, "ENTRYPOINT_SCRIPT", false)?;
             log.info(&format!("launching: bash {entry} in {}", target.display()));
-            Ok(bash_with(&[entry.as_path().as_os_str()]))
+            bash_with(&[entry.as_path().as_os_str()])
         }
         LaunchMode::Commands { install, run } => {
             if let Some(install) = install {
@@ -463,9 +497,79 @@ fn workload_command(
                 "launching: bash -c RUN_CMD in {}",
                 target.display()
             ));
-            Ok(bash_with(&["-c".as_ref(), run.as_ref()]))
+            bash_with(&["-c".as_ref(), run.as_ref()])
         }
+    };
+    Ok(Prepared {
+        command,
+        exposure,
+        entry,
+    })
+}
+
+/// Names only, never values: which variables the workload gets and which it does not.
+fn log_env(env: &workload_env::WorkloadEnv, spec: &GitSpec, platform: Platform, log: &Logger) {
+    if platform == Platform::Nontee {
+        for name in &env.dropped {
+            log.warn(&format!(
+                "not passing {name} to the workload (it changes what a loader or shell runs; allow it with ALLOW_ENV / git.allow_env)"
+            ));
+        }
+        return;
     }
+    log.info(&format!("workload environment: {}", env.passed.join(", ")));
+    let unset: Vec<&str> = spec
+        .pass_env
+        .iter()
+        .filter(|name| !env.passed.contains(name))
+        .map(String::as_str)
+        .collect();
+    if !unset.is_empty() {
+        log.info(&format!(
+            "named in PASS_ENV / git.pass_env but not set: {}",
+            unset.join(", ")
+        ));
+    }
+    if !env.dropped.is_empty() {
+        log.warn(&format!(
+            "not passing to the workload (tee mode passes only PASS_ENV / git.pass_env names): {}",
+            env.dropped.join(", ")
+        ));
+    }
+}
+
+/// Right before `ready`: nobody else can write the checkout, and what runs is still what
+/// was verified — the entry script in default mode (refused on change in both modes), every
+/// file of the commit after `INSTALL_CMD` in advanced mode (refused on change in tee mode; a
+/// warning in nontee mode, where git-launcher lets `INSTALL_CMD` edit tracked files).
+fn recheck(
+    prepared: &Prepared,
+    checkout: &VerifiedCheckout,
+    platform: Platform,
+    log: &Logger,
+) -> Result<(), Error> {
+    prepared
+        .exposure
+        .enforce(platform, log)
+        .map_err(LaunchError::from)?;
+    if let Some(entry) = &prepared.entry {
+        checkout.recheck_file(entry)?;
+        log.info(&format!(
+            "entry re-checked against the commit: {}",
+            entry.display()
+        ));
+        return Ok(());
+    }
+    match checkout.recheck_tracked() {
+        Ok(files) => log.info(&format!(
+            "working tree re-checked: {files} files still match the commit"
+        )),
+        Err(error) if platform == Platform::Nontee => {
+            log.warn(&format!("{error}; starting anyway (refused in tee mode)"));
+        }
+        Err(error) => return Err(error.into()),
+    }
+    Ok(())
 }
 
 /// Resolves symlinks in `path` and requires the result inside the checkout, outside `.git`.

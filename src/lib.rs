@@ -24,6 +24,7 @@ pub mod registry;
 pub mod tdx_quote;
 pub mod tee_presence;
 pub mod verify;
+pub mod work_dir;
 pub mod workload;
 pub mod workload_env;
 

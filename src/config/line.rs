@@ -21,6 +21,7 @@ pub const KEYS: KeyNames = KeyNames {
     approved_list: "APPROVED_LIST",
     override_commit: "OVERRIDE_COMMIT",
     allow_env: "ALLOW_ENV",
+    pass_env: "PASS_ENV",
     event_log: "EVENT_LOG",
     backend: "MEASUREMENT_BACKEND",
     dstack_socket: "DSTACK_SOCKET",
@@ -85,13 +86,18 @@ fn unquote(value: &str) -> &str {
 }
 
 fn assign(raw: &mut RawConfig, key: &str, value: String, line: usize) -> Result<(), Problem> {
-    if key == KEYS.allow_env {
-        let names = value
+    let names = |value: String| {
+        value
             .split([',', ' ', '\t'])
             .filter(|name| !name.is_empty())
             .map(str::to_owned)
-            .collect();
-        return set(&mut raw.allow_env, KEYS.allow_env, names, line);
+            .collect()
+    };
+    if key == KEYS.allow_env {
+        return set(&mut raw.allow_env, KEYS.allow_env, names(value), line);
+    }
+    if key == KEYS.pass_env {
+        return set(&mut raw.pass_env, KEYS.pass_env, names(value), line);
     }
     let (slot, name) = match key {
         k if k == KEYS.repo => (&mut raw.repo, KEYS.repo),

@@ -4,6 +4,7 @@
 //! into a [`LaunchConfig`], collecting every problem with its line so a user fixes them all
 //! in one go.
 
+mod git;
 mod line;
 mod problem;
 mod raw;
@@ -163,6 +164,10 @@ pub struct GitSpec {
     pub override_commit: Option<CommitId>,
     /// Variables the workload may receive although they change what a loader or shell runs.
     pub allow_env: Vec<String>,
+    /// Tee mode: the only variables passed through from the launcher's environment.
+    pub pass_env: Vec<String>,
+    /// Fixed values for the workload's environment, in both modes (TOML only).
+    pub env: Vec<(String, String)>,
 }
 
 /// How the workload is started inside the checkout.
@@ -296,7 +301,7 @@ fn validate(
             None
         }
         (Some(_), None) => {
-            validate_git(raw, keys, &mut check).map(|spec| WorkloadSpec::Git(Box::new(spec)))
+            git::validate(raw, keys, &mut check).map(|spec| WorkloadSpec::Git(Box::new(spec)))
         }
         (None, Some(image)) => {
             validate_image(image, &mut check).map(|spec| WorkloadSpec::Image(Box::new(spec)))
@@ -563,85 +568,6 @@ fn is_volume(text: &str) -> bool {
         && target.starts_with('/')
         && (mode == "ro" || mode == "rw")
         && !text.chars().any(|c| c.is_control() || c == '$')
-}
-
-fn validate_git(raw: RawConfig, keys: &KeyNames, check: &mut Checker<'_>) -> Option<GitSpec> {
-    let before = check.problems.len();
-    let repo_url = check
-        .required(raw.repo, keys.repo)
-        .and_then(|v| check.repo_url(v));
-    let commit = check
-        .required(raw.commit, keys.commit)
-        .and_then(|v| check.commit(&v));
-    let work_dir = check
-        .required(raw.work_dir, keys.work_dir)
-        .map(|v| PathBuf::from(v.value));
-    // An empty REPO_SUBDIR means the repository root, as in git-launcher.
-    let subdir = raw
-        .subdir
-        .and_then(|v| check.text(v))
-        .filter(|v| !v.value.is_empty())
-        .and_then(|v| check.relative_path(&v));
-    let entrypoint = raw.entrypoint.and_then(|v| check.non_empty(v));
-    let install = raw.install.and_then(|v| check.non_empty(v));
-    let run = raw.run.and_then(|v| check.non_empty(v));
-    let approved_list = raw
-        .approved_list
-        .and_then(|v| check.non_empty(v))
-        .map(|v| PathBuf::from(v.value));
-    let override_commit = raw
-        .override_commit
-        .and_then(|v| check.non_empty(v))
-        .and_then(|v| check.commit(&v));
-    let allow_env = raw
-        .allow_env
-        .map(|v| check.env_names(v))
-        .unwrap_or_default();
-
-    let launch = match (entrypoint, install, run) {
-        (Some(entry), _, Some(run)) => {
-            check.problems.push(Problem::at(
-                run.line,
-                ProblemKind::EntrypointWithRun {
-                    entrypoint: entry.key,
-                    run: run.key,
-                },
-            ));
-            None
-        }
-        (_, Some(install), None) => {
-            check.problems.push(Problem::at(
-                install.line,
-                ProblemKind::InstallWithoutRun {
-                    install: install.key,
-                    run: keys.run,
-                },
-            ));
-            None
-        }
-        (_, install, Some(run)) => Some(LaunchMode::Commands {
-            install: install.map(|v| v.value),
-            run: run.value,
-        }),
-        (Some(entry), None, None) => check.relative_path(&entry).map(LaunchMode::Entrypoint),
-        (None, None, None) => RelativePath::parse(DEFAULT_ENTRYPOINT)
-            .ok()
-            .map(LaunchMode::Entrypoint),
-    };
-
-    if check.problems.len() > before {
-        return None;
-    }
-    Some(GitSpec {
-        repo_url: repo_url?,
-        commit: commit?,
-        work_dir: work_dir?,
-        subdir,
-        launch: launch?,
-        approved_list,
-        override_commit,
-        allow_env,
-    })
 }
 
 struct Checker<'p> {

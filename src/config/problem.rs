@@ -78,6 +78,22 @@ pub enum ProblemKind {
         value: String,
         expected: &'static str,
     },
+    /// A name in `pass_env` that is dropped by default and not in `allow_env`.
+    DangerousPassEnv {
+        key: &'static str,
+        name: String,
+        allow: &'static str,
+    },
+    /// A name both passed through and given a fixed value.
+    EnvConflict {
+        pass: &'static str,
+        fixed: &'static str,
+        name: String,
+    },
+    NulInEnvValue {
+        key: &'static str,
+        name: String,
+    },
     BothSections,
     InstallWithoutRun {
         install: &'static str,
@@ -121,6 +137,17 @@ impl fmt::Display for ProblemKind {
                 value,
                 expected,
             } => write!(f, "{key} must be one of {expected} (got {value:?})"),
+            Self::DangerousPassEnv { key, name, allow } => write!(
+                f,
+                "{key} names {name}, which changes what a loader, shell or interpreter runs; name it in {allow} too to pass it"
+            ),
+            Self::EnvConflict { pass, fixed, name } => write!(
+                f,
+                "{pass} and {fixed} both name {name} (pass it through or fix its value, not both)"
+            ),
+            Self::NulInEnvValue { key, name } => {
+                write!(f, "{key} value of {name} contains a NUL character")
+            }
             Self::BothSections => f.write_str("a config has either [git] or [image], not both"),
             Self::InstallWithoutRun { install, run } => write!(f, "{install} requires {run}"),
             Self::EntrypointWithRun { entrypoint, run } => write!(

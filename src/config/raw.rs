@@ -22,6 +22,9 @@ pub struct RawConfig {
     pub approved_list: Option<Located<String>>,
     pub override_commit: Option<Located<String>>,
     pub allow_env: Option<Located<Vec<String>>>,
+    pub pass_env: Option<Located<Vec<String>>>,
+    /// `git.env` (TOML only): fixed values for the workload's environment.
+    pub env: Option<Located<Vec<(String, String)>>>,
     pub event_log: Option<Located<String>>,
     pub backend: Option<Located<String>>,
     pub dstack_socket: Option<Located<String>>,
@@ -72,6 +75,7 @@ pub struct KeyNames {
     pub approved_list: &'static str,
     pub override_commit: &'static str,
     pub allow_env: &'static str,
+    pub pass_env: &'static str,
     pub event_log: &'static str,
     pub backend: &'static str,
     pub dstack_socket: &'static str,

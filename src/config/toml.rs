@@ -26,6 +26,7 @@ pub const KEYS: KeyNames = KeyNames {
     approved_list: "git.approved_list",
     override_commit: "git.override",
     allow_env: "git.allow_env",
+    pass_env: "git.pass_env",
     event_log: "measurement.event_log",
     backend: "measurement.backend",
     dstack_socket: "measurement.dstack_socket",
@@ -67,6 +68,8 @@ pub fn parse(text: &str) -> (RawConfig, Vec<Problem>) {
         raw.approved_list = reader.string(&mut git, "approved_list", KEYS.approved_list);
         raw.override_commit = reader.string(&mut git, "override", KEYS.override_commit);
         raw.allow_env = reader.strings(&mut git, "allow_env", KEYS.allow_env);
+        raw.pass_env = reader.strings(&mut git, "pass_env", KEYS.pass_env);
+        raw.env = reader.string_map(&mut git, "env", "git.env");
         reader.unknown_keys(git, "git.");
     }
     let image_line = root.get("image").map(|v| line_of(text, v.span.start));

@@ -84,6 +84,8 @@ pub enum GitError {
     HeadMismatch { expected: String, actual: String },
     #[error("working tree does not match the commit: {} {detail} (if this persists, the reused object store is corrupt: remove WORK_DIR to start clean)", path.display())]
     WorktreeMismatch { path: PathBuf, detail: String },
+    #[error("{} changed after the checkout was verified: {detail} (another writer on WORK_DIR, or INSTALL_CMD?)", path.display())]
+    ChangedAfterVerification { path: PathBuf, detail: String },
 }
 
 /// A checkout proven to hold exactly the approved commit's tree.
@@ -93,6 +95,46 @@ pub struct VerifiedCheckout {
     pub root: PathBuf,
     pub commit: CommitId,
     pub files: usize,
+    /// The verified tree, to check the files again right before the workload starts.
+    entries: Vec<TreeEntry>,
+}
+
+impl VerifiedCheckout {
+    /// Hashes the regular file at `path` (canonical, inside the root) again and compares it
+    /// with the blob the verified tree names for it: what a writer on `WORK_DIR` may have
+    /// swapped since the checkout was verified.
+    pub fn recheck_file(&self, path: &Path) -> Result<(), GitError> {
+        let changed = |path: &Path, detail: &str| GitError::ChangedAfterVerification {
+            path: path.to_owned(),
+            detail: detail.to_owned(),
+        };
+        let relative = path
+            .strip_prefix(&self.root)
+            .map_err(|_| changed(path, "is outside the checkout"))?;
+        let entry = self
+            .entries
+            .iter()
+            .find(|e| e.path == relative && matches!(e.kind, EntryKind::File { .. }))
+            .ok_or_else(|| changed(relative, "is not a file of the commit"))?;
+        self.recheck(std::slice::from_ref(entry)).map(|_| ())
+    }
+
+    /// Checks every path of the commit again (type, exec bit, content); paths the commit
+    /// does not have (build output) are not looked at. Returns the number of files checked.
+    pub fn recheck_tracked(&self) -> Result<usize, GitError> {
+        self.recheck(&self.entries)
+    }
+
+    fn recheck(&self, entries: &[TreeEntry]) -> Result<usize, GitError> {
+        worktree::verify_tracked(&self.root, entries, self.commit.object_format()).map_err(
+            |error| match error {
+                GitError::WorktreeMismatch { path, detail } => {
+                    GitError::ChangedAfterVerification { path, detail }
+                }
+                other => other,
+            },
+        )
+    }
 }
 
 /// Fetches (only if needed), checks out and verifies the approved commit in `work_dir`.
@@ -156,6 +198,7 @@ pub fn checkout(
         root,
         commit,
         files,
+        entries: tree.entries,
     })
 }
 
@@ -317,4 +360,78 @@ fn fetch(git: &Git, repo_url: &str, commit: &CommitId, log: &Logger) -> Result<(
 fn git_dir_has_shallow(git: &Git) -> bool {
     git.run(&["rev-parse", "--is-shallow-repository"], LOCAL_TIMEOUT)
         .is_ok_and(|out| out.stdout.starts_with(b"true"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::approval::ApprovedList;
+    use std::process::Command;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let output = Command::new("git")
+            .current_dir(dir)
+            .args(args)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "git {args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+
+    /// A writer swapping a file after `HEAD verified`: the re-check sees it, for the one
+    /// entry file and for every tracked file; untracked build output is not its business.
+    #[test]
+    fn recheck_finds_files_changed_after_verification() {
+        let dir = tempfile::tempdir().unwrap();
+        let origin = dir.path().join("origin");
+        fs::create_dir(&origin).unwrap();
+        git(&origin, &["init", "--quiet"]);
+        fs::write(origin.join("run.sh"), "echo approved\n").unwrap();
+        fs::write(origin.join("lib.sh"), "true\n").unwrap();
+        git(&origin, &["add", "--all"]);
+        git(&origin, &["commit", "--quiet", "-m", "c"]);
+        let sha = git(&origin, &["rev-parse", "HEAD"]);
+        let commit = CommitId::parse(&sha).unwrap();
+        let approved = ApprovedList::load(None, commit)
+            .unwrap()
+            .approve(None)
+            .unwrap();
+        let work = dir.path().join("work");
+        let checkout = checkout(
+            origin.to_str().unwrap(),
+            &work,
+            &approved,
+            &Logger::default(),
+        )
+        .unwrap();
+        let entry = checkout.root.join("run.sh");
+        checkout.recheck_file(&entry).unwrap();
+        fs::write(checkout.root.join("build.out"), "untracked").unwrap();
+        assert_eq!(checkout.recheck_tracked().unwrap(), 2);
+
+        fs::write(checkout.root.join("lib.sh"), "evil\n").unwrap();
+        checkout.recheck_file(&entry).unwrap();
+        assert_eq!(
+            checkout.recheck_tracked().unwrap_err().to_string(),
+            "lib.sh changed after the checkout was verified: content differs from the commit (another writer on WORK_DIR, or INSTALL_CMD?)"
+        );
+        fs::write(&entry, "echo swapped\n").unwrap();
+        assert_eq!(
+            checkout.recheck_file(&entry).unwrap_err().to_string(),
+            "run.sh changed after the checkout was verified: content differs from the commit (another writer on WORK_DIR, or INSTALL_CMD?)"
+        );
+        assert_eq!(
+            checkout
+                .recheck_file(&checkout.root.join("build.out"))
+                .unwrap_err()
+                .to_string(),
+            "build.out changed after the checkout was verified: is not a file of the commit (another writer on WORK_DIR, or INSTALL_CMD?)"
+        );
+    }
 }

@@ -14,6 +14,19 @@ use crate::digest::ObjectFormat;
 
 /// Checks `root` against `entries`; returns the number of files and symlinks checked.
 pub fn verify(root: &Path, entries: &[TreeEntry], format: ObjectFormat) -> Result<usize, GitError> {
+    let checked = verify_tracked(root, entries, format)?;
+    let expected: HashSet<&Path> = entries.iter().map(|e| e.path.as_path()).collect();
+    find_extra(root, Path::new(""), &expected)?;
+    Ok(checked)
+}
+
+/// Checks every path of `entries` (type, exec bit, content), ignoring paths the commit does
+/// not have; returns the number of files and symlinks checked.
+pub fn verify_tracked(
+    root: &Path,
+    entries: &[TreeEntry],
+    format: ObjectFormat,
+) -> Result<usize, GitError> {
     let mut checked = 0;
     for entry in entries {
         let path = root.join(&entry.path);
@@ -62,8 +75,6 @@ pub fn verify(root: &Path, entries: &[TreeEntry], format: ObjectFormat) -> Resul
             }
         }
     }
-    let expected: HashSet<&Path> = entries.iter().map(|e| e.path.as_path()).collect();
-    find_extra(root, Path::new(""), &expected)?;
     Ok(checked)
 }
 
