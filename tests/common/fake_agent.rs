@@ -219,6 +219,7 @@ impl Shared {
             let mut fifo = lock(&link.fifo);
             let pending = read_pending(&link.path);
             fifo.absorb(&pending, |digest| self.extend(digest));
+            fifo.drain(|digest| self.extend(digest));
         }
     }
 
@@ -247,9 +248,26 @@ struct NativeLink {
 struct FifoState {
     received: Vec<u8>,
     extended: usize,
+    /// A read end held open for the FIFO's whole life. Without it, a writer that opens and
+    /// writes just after the reader thread saw end-of-file, and before it closed, writes into
+    /// a pipe whose last reader then closes: the kernel frees the buffer and the bytes are
+    /// lost (seen under load). The kernel's sysfs file never loses a write.
+    keeper: Option<std::fs::File>,
 }
 
 impl FifoState {
+    /// Takes whatever sits in the pipe now, without blocking, through the keeper.
+    fn drain(&mut self, extend: impl FnMut(&[u8; 48])) {
+        let mut pending = Vec::new();
+        if let Some(keeper) = &mut self.keeper {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = keeper.read(&mut buf) {
+                pending.extend_from_slice(&buf[..n]);
+            }
+        }
+        self.absorb(&pending, extend);
+    }
+
     fn absorb(&mut self, bytes: &[u8], mut extend: impl FnMut(&[u8; 48])) {
         self.received.extend_from_slice(bytes);
         while self.received.len() >= self.extended + 48 {
@@ -861,6 +879,7 @@ fn respond_oversized(conn: &mut dyn Conn, status: &str, body: &str, stop: &Atomi
 /// extend it, as the kernel does. Stopped on drop.
 pub struct FakeRtmr3 {
     path: PathBuf,
+    register: Option<Register>,
     stop: Arc<AtomicBool>,
     fifo: Arc<Mutex<FifoState>>,
     opens: Arc<Mutex<Vec<Open>>>,
@@ -894,7 +913,19 @@ impl FakeRtmr3 {
             .expect("spawn mkfifo");
         assert!(status.success(), "mkfifo {}", path.display());
         let stop = Arc::new(AtomicBool::new(false));
-        let fifo = Arc::new(Mutex::new(FifoState::default()));
+        let keeper = {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            const O_NONBLOCK: i32 = 0o4000; // Linux
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(O_NONBLOCK)
+                .open(path)
+                .expect("open the FIFO's keeper read end")
+        };
+        let fifo = Arc::new(Mutex::new(FifoState {
+            keeper: Some(keeper),
+            ..FifoState::default()
+        }));
         let opens = Arc::new(Mutex::new(Vec::new()));
         if let Some(register) = &register {
             *lock(&register.0.native) = Some(NativeLink {
@@ -902,6 +933,7 @@ impl FakeRtmr3 {
                 fifo: Arc::clone(&fifo),
             });
         }
+        let register_handle = register.clone();
         let thread = {
             let (path, stop, fifo, opens) = (
                 path.to_owned(),
@@ -940,6 +972,7 @@ impl FakeRtmr3 {
         };
         Self {
             path: path.to_owned(),
+            register: register_handle,
             stop,
             fifo,
             opens,
@@ -962,7 +995,14 @@ impl FakeRtmr3 {
     /// Every byte written so far, in order.
     #[must_use]
     pub fn received(&self) -> Vec<u8> {
-        lock(&self.fifo).received.clone()
+        let mut fifo = lock(&self.fifo);
+        let register = self.register.clone();
+        fifo.drain(|digest| {
+            if let Some(register) = &register {
+                register.extend_natively(digest);
+            }
+        });
+        fifo.received.clone()
     }
 }
 
