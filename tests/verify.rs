@@ -1453,8 +1453,15 @@ fn launcher_expectations_on_a_good_launch() {
         &["--expect-config-sha256", &"c1".repeat(32)],
     )
     .fails(&["launch.1"]);
+}
 
-    // Image mode: `oci:sha256:<hex>`, then the rendered compose file's digest.
+/// Image mode: `oci:sha256:<hex>`, then the rendered compose file's digest; the image, the
+/// compose digest and the launch kind are compared.
+#[test]
+fn image_launch_expectations() {
+    let s = Scratch::new();
+    let config = "c0".repeat(32);
+    let good = chain(&[boot_events(), launch_events(&"1f".repeat(20), &config)]);
     let image = "5a".repeat(32);
     let compose = "d0".repeat(32);
     let oci = chain(&[
@@ -1658,9 +1665,14 @@ fn every_launch_is_compared() {
     )
     .passes()
     .has(&[("launch.1", "passed"), ("launch.2", "passed")]);
+}
 
-    // Application events after ready are allowed and can be expected once; twice is
-    // ambiguous.
+/// Application events after ready are allowed and can be expected once; twice is ambiguous.
+#[test]
+fn application_events_are_expected_once() {
+    let s = Scratch::new();
+    let commit = "1f".repeat(20);
+    let launch = launch_events(&commit, &"c0".repeat(32));
     let once = chain(&[boot_events(), launch.clone(), event("app-event", b"one")]);
     synthetic(
         &s,
@@ -2138,45 +2150,19 @@ fn round_trip_nontee_own_log() {
         out
     });
     let lines_path = fx.write("boot-and-own.jsonl", &lines_text);
-    let lines = fixture_report(
-        &fx,
-        &[
-            &[
-                "--quote",
-                quote_path,
-                "--event-log",
-                lines_path.to_str().unwrap(),
-                "--skip-dcap",
-            ][..],
-            &expectations,
-        ]
-        .concat(),
-    );
-    lines.passes().has(&[
-        ("rtmr3.replay", "passed"),
-        ("event_log.digests", "passed"),
-        ("boot.events", "passed"),
-        ("launcher.events", "passed"),
-        ("launch.1", "passed"),
-    ]);
-    assert_eq!(lines.measurement("rtmr3"), hex(&replay(&digests)));
-
-    let array = fx.write("events.json", &serde_json::to_string(&log).unwrap());
-    fixture_report(
-        &fx,
-        &[
-            &[
-                "--quote",
-                quote_path,
-                "--event-log",
-                array.to_str().unwrap(),
-                "--skip-dcap",
-            ][..],
-            &expectations,
-        ]
-        .concat(),
-    )
-    .passes();
+    let array_path = fx.write("events.json", &serde_json::to_string(&log).unwrap());
+    for path in [lines_path, array_path] {
+        let args = ["--quote", quote_path, "--event-log", path.to_str().unwrap()];
+        let report = fixture_report(&fx, &[&args[..], &["--skip-dcap"], &expectations].concat());
+        report.passes().has(&[
+            ("rtmr3.replay", "passed"),
+            ("event_log.digests", "passed"),
+            ("boot.events", "passed"),
+            ("launcher.events", "passed"),
+            ("launch.1", "passed"),
+        ]);
+        assert_eq!(report.measurement("rtmr3"), hex(&replay(&digests)));
+    }
 
     // A log line forged after the fact (a different commit, digest recomputed) fails.
     let mut forged = log.clone();
