@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Start exactly the approved workload inside a TEE, measure it into RTMR3, and exec it",
     override_usage = "trusted-launcher [OPTIONS] [CONFIG]\n       trusted-launcher [OPTIONS] <COMMAND>",
     after_help = "`trusted-launcher CONFIG` is the same as `trusted-launcher run CONFIG` (a drop-in for git-launcher).\n\
-Exit codes: 0 success, 2 usage or config error, 1 any other launcher failure; after exec, the workload's own."
+Exit codes: 0 success, 2 usage or config error, 1 any other launcher failure (`verify`: 3 every check passed but the quote signature was not checked); after exec, the workload's own."
 )]
 pub struct Cli {
     #[command(flatten)]
