@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Start exactly the approved workload inside a TEE, measure it into RTMR3, and exec it",
     override_usage = "trusted-launcher [OPTIONS] [CONFIG]\n       trusted-launcher [OPTIONS] <COMMAND>",
     after_help = "`trusted-launcher CONFIG` is the same as `trusted-launcher run CONFIG` (a drop-in for git-launcher).\n\
-Exit codes: 0 success, 2 usage or config error, 1 any other launcher failure; after exec, the workload's own."
+Exit codes: 0 success, 2 usage or config error, 1 any other launcher failure (`verify`: 3 every check passed but the quote signature was not checked); after exec, the workload's own."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -101,7 +101,9 @@ pub enum Command {
 /// entries are appended to the input's log (the tdx-sysfs case), with `--quote` it is the log.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Exit codes: 0 every check passed (or was skipped for lack of data), 1 a check failed, 2 usage error."
+    after_help = "Every launch attempt in the log must be accepted: with several --expect-commit/--expect-image (or --expect-file) values, each launch's workload must be one of them; likewise its config (--expect-config-sha256) and, for an image launch, its compose digest (--expect-compose-sha256).\n\
+Boot events (app-id, compose-hash, instance-id, key-provider, os-image-hash, ...) are read only up to system-ready; --expect-event with a boot event name checks that boot value, with any other name the one event of that name after system-ready (none or several fail).\n\
+Exit codes: 0 the quote's signature was verified (DCAP), the log shows at least one complete launch, and every check passed; 3 every check passed but the signature was NOT checked (--skip-dcap); 1 a check failed; 2 usage error. `ok` in --json is true only with exit 0."
 )]
 pub struct VerifyArgs {
     #[arg(
@@ -120,34 +122,46 @@ pub struct VerifyArgs {
     /// Verification time, Unix seconds [default: now]
     #[arg(long, value_name = "UNIX")]
     pub now: Option<u64>,
-    /// Do not check the quote's signature (reported loudly)
+    /// Do not check the quote's signature (reported loudly; the exit code is then 3 at best, never 0)
     #[arg(long)]
     pub skip_dcap: bool,
+    /// Let a log without any launcher event pass (a boot checked before the launcher ran)
+    #[arg(long)]
+    pub allow_no_launch: bool,
     #[arg(
         long,
         value_name = "STATUS",
         help = "Accept this TCB status besides UpToDate (repeatable)"
     )]
     pub allow_tcb_status: Vec<String>,
-    /// The app-compose to hash against the compose-hash event
+    /// The app-compose to hash against the boot's compose-hash event
     #[arg(long, value_name = "FILE")]
     pub app_compose: Option<PathBuf>,
-    /// The last event NAME must have this payload (repeatable)
+    /// A boot event NAME: the boot's value; any other NAME: its one event after system-ready (repeatable)
     #[arg(long, value_name = "NAME=HEX")]
     pub expect_event: Vec<String>,
-    /// The launched image: `trusted-launcher.workload` = oci:sha256:HEX
+    /// An accepted image: `trusted-launcher.workload` = oci:sha256:HEX (repeatable)
     #[arg(long, value_name = "sha256:HEX")]
-    pub expect_image: Option<String>,
-    /// The launched commit: `trusted-launcher.workload` = git:HEX
+    pub expect_image: Vec<String>,
+    /// An accepted commit: `trusted-launcher.workload` = git:HEX (repeatable)
     #[arg(long, value_name = "HEX")]
-    pub expect_commit: Option<String>,
-    /// SHA-256 of the launcher config: `trusted-launcher.config` = sha256:HEX
+    pub expect_commit: Vec<String>,
+    /// An accepted launcher config's SHA-256: `trusted-launcher.config` = sha256:HEX (repeatable)
     #[arg(long, value_name = "HEX")]
-    pub expect_config_sha256: Option<String>,
-    /// The compose-hash event's payload
+    pub expect_config_sha256: Vec<String>,
+    /// An accepted rendered compose file's SHA-256: `trusted-launcher.compose` = sha256:HEX (repeatable)
+    #[arg(long, value_name = "HEX")]
+    pub expect_compose_sha256: Vec<String>,
+    #[arg(
+        long,
+        value_name = "FILE",
+        help = "Accepted values, one a line: git:HEX, oci:sha256:HEX, config:sha256:HEX, compose:sha256:HEX, # comments; or {\"approved_hashes\":[..]} / {\"approved_commits\":[..]} JSON (repeatable)"
+    )]
+    pub expect_file: Vec<PathBuf>,
+    /// The boot's compose-hash event's payload
     #[arg(long, value_name = "HEX")]
     pub expect_compose_hash: Option<String>,
-    /// The app-id event's payload
+    /// The boot's app-id event's payload
     #[arg(long, value_name = "HEX")]
     pub expect_app_id: Option<String>,
     /// MRTD in the quote

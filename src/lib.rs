@@ -36,13 +36,14 @@ use clap::Parser as _;
 
 use cli::{BackendArg, Cli, Command, ConfigFormatArg, LogFormatArg, VerifyArgs};
 use config::{ConfigFormat, DEFAULT_CONFIG_PATH};
-use digest::CommitId;
-use error::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Error};
+use digest::{CommitId, ImageDigest};
+use error::{EXIT_OK, EXIT_USAGE, Error};
 use launch::Options;
 use log::{LogFormat, Logger};
 use measure::BackendChoice;
 use platform::Platform;
 use verify::{Expectations, VerifyOptions};
+use workload::Workload;
 
 /// Runs the command line and returns the process exit code.
 pub fn run<I, T>(args: I) -> i32
@@ -113,7 +114,7 @@ fn dispatch(cli: Cli, log: &Logger) -> Result<i32, Error> {
             let options = verify_options(*args, global.event_log.clone())?;
             let report = verify::verify(&options);
             print(&if json { report.json() } else { report.text() })?;
-            Ok(if report.ok { EXIT_OK } else { EXIT_FAILURE })
+            Ok(report.exit_code())
         }
         Command::Run { config } => launch::run(&config_or_default(config), &options()?, log),
     }
@@ -126,19 +127,26 @@ fn print(text: &str) -> Result<(), Error> {
         .map_err(|e| Error::Usage(format!("cannot write to stdout: {e}")))
 }
 
+/// A hex flag value of exactly `N` bytes.
+fn exact<const N: usize>(flag: &str, text: &str) -> Result<[u8; N], Error> {
+    hex::decode_exact::<N>(text).ok_or_else(|| {
+        Error::Usage(format!(
+            "{flag} must be {} lowercase hex digits (got {text:?})",
+            N * 2
+        ))
+    })
+}
+
 /// A hex flag of exactly `N` bytes.
 fn fixed<const N: usize>(flag: &str, value: Option<String>) -> Result<Option<[u8; N]>, Error> {
-    value
-        .map(|text| {
-            hex::decode_exact::<N>(&text).ok_or_else(|| {
-                Error::Usage(format!(
-                    "{flag} must be {} lowercase hex digits (got {text:?})",
-                    N * 2
-                ))
-            })
-        })
-        .transpose()
+    value.map(|text| exact::<N>(flag, &text)).transpose()
 }
+
+/// A repeatable hex flag of exactly `N` bytes.
+fn many<const N: usize>(flag: &str, values: &[String]) -> Result<Vec<[u8; N]>, Error> {
+    values.iter().map(|text| exact::<N>(flag, text)).collect()
+}
+
 /// A hex flag of at most `max` bytes.
 fn bytes(flag: &str, value: Option<String>, max: usize) -> Result<Option<Vec<u8>>, Error> {
     value
@@ -181,28 +189,31 @@ fn verify_options(args: VerifyArgs, event_log: Option<PathBuf>) -> Result<Verify
             ))
         })?);
     }
-    let image = args
-        .expect_image
-        .map(|text| {
-            text.strip_prefix("sha256:")
-                .and_then(hex::decode_exact::<32>)
-                .ok_or_else(|| {
-                    Error::Usage(format!(
-                        "--expect-image must be sha256:<64 lowercase hex> (got {text:?})"
-                    ))
-                })
-        })
-        .transpose()?;
-    let commit = args
-        .expect_commit
-        .map(|text| {
-            CommitId::parse(&text).ok_or_else(|| {
-                Error::Usage(format!(
-                    "--expect-commit must be 40 or 64 lowercase hex digits (got {text:?})"
-                ))
-            })
-        })
-        .transpose()?;
+    let mut workloads = Vec::new();
+    for text in args.expect_image {
+        let image = ImageDigest::parse(&text).ok_or_else(|| {
+            Error::Usage(format!(
+                "--expect-image must be sha256:<64 lowercase hex> (got {text:?})"
+            ))
+        })?;
+        workloads.push(Workload::Image(image));
+    }
+    for text in args.expect_commit {
+        let commit = CommitId::parse(&text).ok_or_else(|| {
+            Error::Usage(format!(
+                "--expect-commit must be 40 or 64 lowercase hex digits (got {text:?})"
+            ))
+        })?;
+        workloads.push(Workload::Git(commit));
+    }
+    let mut configs = many::<32>("--expect-config-sha256", &args.expect_config_sha256)?;
+    let mut composes = many::<32>("--expect-compose-sha256", &args.expect_compose_sha256)?;
+    for path in &args.expect_file {
+        let file = verify::ExpectFile::read(path).map_err(|e| Error::Usage(e.to_string()))?;
+        workloads.extend(file.workloads);
+        configs.extend(file.configs);
+        composes.extend(file.composes);
+    }
     let now = match args.now {
         Some(now) => now,
         None => std::time::SystemTime::now()
@@ -218,12 +229,13 @@ fn verify_options(args: VerifyArgs, event_log: Option<PathBuf>) -> Result<Verify
         app_compose: args.app_compose,
         now,
         skip_dcap: args.skip_dcap,
+        allow_no_launch: args.allow_no_launch,
         allowed_tcb,
         expect: Expectations {
             events,
-            image,
-            commit,
-            config_sha256: fixed("--expect-config-sha256", args.expect_config_sha256)?,
+            workloads,
+            configs,
+            composes,
             compose_hash: fixed("--expect-compose-hash", args.expect_compose_hash)?,
             app_id: bytes("--expect-app-id", args.expect_app_id, 64)?,
             mrtd: fixed("--expect-mrtd", args.expect_mrtd)?,

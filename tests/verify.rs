@@ -58,6 +58,7 @@ const NEAR_COMPOSE_HASH: &str = "2911e1f733466216dedb862d6d669e11256ee7a34ce4dbc
 const CONFIG: &str = "trusted-launcher.config";
 const WORKLOAD: &str = "trusted-launcher.workload";
 const READY: &str = "trusted-launcher.ready";
+const COMPOSE: &str = "trusted-launcher.compose";
 
 /// Longest a verify of a huge or hostile input may take.
 const VERIFY_LIMIT: Duration = Duration::from_secs(60);
@@ -124,7 +125,11 @@ impl Scratch {
                 run.status, run.stdout, run.stderr
             )
         });
-        Report { run, json }
+        Report {
+            run,
+            json,
+            skip_dcap: args.contains(&"--skip-dcap"),
+        }
     }
 }
 
@@ -132,6 +137,8 @@ impl Scratch {
 struct Report {
     run: Run,
     json: Value,
+    /// The run had `--skip-dcap`: at best exit 3 and `ok: false`, never 0.
+    skip_dcap: bool,
 }
 
 impl Report {
@@ -199,7 +206,8 @@ impl Report {
         self
     }
 
-    /// Exit 0, `ok: true`, nothing failed.
+    /// Nothing failed: exit 0 and `ok: true` when the signature was checked; with
+    /// `--skip-dcap` exit 3 and `ok: false` (an unchecked signature never exits 0).
     #[track_caller]
     fn passes(&self) -> &Self {
         let failed: Vec<&str> = self
@@ -208,9 +216,17 @@ impl Report {
             .filter(|c| c["status"] == "failed")
             .map(|c| c["name"].as_str().unwrap_or("?"))
             .collect();
+        let (code, ok) = if self.skip_dcap {
+            (3, false)
+        } else {
+            (0, true)
+        };
         assert!(
-            self.run.status == Some(0) && self.json["ok"] == true && failed.is_empty(),
-            "expected verification to pass; failed: {failed:?}\n{}",
+            self.run.status == Some(code)
+                && self.json["ok"] == ok
+                && self.json["signature_verified"] == !self.skip_dcap
+                && failed.is_empty(),
+            "expected verification to pass (exit {code}); failed: {failed:?}\n{}",
             self.summary()
         );
         self
@@ -454,6 +470,7 @@ fn near_public_data_verifies_with_its_image_digest() {
         &near_path,
         "--now",
         NEAR_NOW,
+        "--allow-no-launch",
         "--expect-event",
         &expect_event,
     ]);
@@ -512,6 +529,7 @@ fn near_public_data_verifies_with_its_image_digest() {
         &near_path,
         "--now",
         NEAR_NOW,
+        "--allow-no-launch",
         "--expect-event",
         &expect_event,
     ]);
@@ -543,6 +561,7 @@ fn near_public_data_verifies_with_its_image_digest() {
         &near_path,
         "--now",
         NEAR_NOW,
+        "--allow-no-launch",
         "--app-compose",
         &fixture_str("near-mpc_app_compose.json"),
     ])
@@ -610,20 +629,26 @@ fn near_wrong_expectations() -> Vec<Expectation> {
             hex(&near_quote()[QUOTE_REPORT_DATA..QUOTE_REPORT_DATA + 4]),
             "expect.report_data".to_owned(),
         ),
+        // A launch is expected but the log has none: `--allow-no-launch` does not cover that.
         (
             "--expect-image",
             format!("sha256:{digest}"),
-            "expect.image".to_owned(),
+            "launcher.events".to_owned(),
         ),
         (
             "--expect-commit",
             "ab".repeat(20),
-            "expect.commit".to_owned(),
+            "launcher.events".to_owned(),
         ),
         (
             "--expect-config-sha256",
             "cd".repeat(32),
-            "expect.config_sha256".to_owned(),
+            "launcher.events".to_owned(),
+        ),
+        (
+            "--expect-compose-sha256",
+            "ef".repeat(32),
+            "launcher.events".to_owned(),
         ),
     ]);
     wrong
@@ -635,7 +660,7 @@ fn near_expectations_pass_when_right() {
     let s = Scratch::new();
     let near_path = fixture_str(NEAR);
     let right = near_right_expectations();
-    let mut args: Vec<&str> = vec![&near_path, "--now", NEAR_NOW];
+    let mut args: Vec<&str> = vec![&near_path, "--now", NEAR_NOW, "--allow-no-launch"];
     for (flag, value, _) in &right {
         args.push(flag);
         args.push(value);
@@ -655,6 +680,7 @@ fn near_expectations_pass_when_right() {
         &near_path,
         "--now",
         NEAR_NOW,
+        "--allow-no-launch",
         "--expect-report-data",
         trimmed,
     ])
@@ -666,6 +692,7 @@ fn near_expectations_pass_when_right() {
         &near_path,
         "--now",
         NEAR_NOW,
+        "--allow-no-launch",
         "--expect-mrtd",
         &register(&quote, QUOTE_MRTD).to_uppercase(),
     ]);
@@ -685,7 +712,14 @@ fn near_expectations_fail_when_wrong() {
     let near_path = fixture_str(NEAR);
     let right = near_right_expectations();
     for (flag, value, check) in &near_wrong_expectations() {
-        let report = s.report(&[&near_path, "--now", NEAR_NOW, flag, value]);
+        let report = s.report(&[
+            &near_path,
+            "--now",
+            NEAR_NOW,
+            "--allow-no-launch",
+            flag,
+            value,
+        ]);
         report
             .fails(&[check])
             .has(&[("quote.signature", "passed"), ("rtmr3.replay", "passed")]);
@@ -694,7 +728,14 @@ fn near_expectations_fail_when_wrong() {
             .iter()
             .filter(|(f, _, c)| (f != flag || *f == "--expect-event") && c != check)
             .collect();
-        let mut args: Vec<&str> = vec![&near_path, "--now", NEAR_NOW, flag, value];
+        let mut args: Vec<&str> = vec![
+            &near_path,
+            "--now",
+            NEAR_NOW,
+            "--allow-no-launch",
+            flag,
+            value,
+        ];
         for (right_flag, right_value, _) in &others {
             args.push(right_flag);
             args.push(right_value);
@@ -726,6 +767,7 @@ fn dstack_quote_report_verifies_with_collateral() {
         &collateral,
         "--now",
         QUOTE_REPORT_NOW,
+        "--allow-no-launch",
         "--expect-event",
         &hotkey,
         "--expect-report-data",
@@ -766,6 +808,7 @@ fn dstack_quote_report_verifies_with_collateral() {
         &arrays,
         "--now",
         QUOTE_REPORT_NOW,
+        "--allow-no-launch",
     ])
     .passes()
     .has(&[("quote.signature", "passed")]);
@@ -789,7 +832,7 @@ fn dstack_quote_report_verifies_with_collateral() {
 fn stripped_tdx_lite_log_replays_and_dcap_is_required_or_skipped_loudly() {
     let s = Scratch::new();
     let input = fixture_str(TDX_LITE);
-    let report = s.report(&[&input, "--skip-dcap"]);
+    let report = s.report(&[&input, "--skip-dcap", "--allow-no-launch"]);
     report.passes().has(&[
         ("quote.structure", "passed"),
         ("quote.signature", "skipped"),
@@ -811,8 +854,8 @@ fn stripped_tdx_lite_log_replays_and_dcap_is_required_or_skipped_loudly() {
         assert_eq!(event["digest"], hex(&v1_digest(name, &payload)), "{event}");
     }
 
-    let run = s.verify(&[&input, "--skip-dcap"]);
-    run.success();
+    let run = s.verify(&[&input, "--skip-dcap", "--allow-no-launch"]);
+    assert_eq!(run.status, Some(3), "{}\n{}", run.stdout, run.stderr);
     assert_eq!(text_status(&run, "quote.signature"), "SKIP");
     assert!(
         text_line(&run.stdout, "quote.signature")
@@ -823,7 +866,9 @@ fn stripped_tdx_lite_log_replays_and_dcap_is_required_or_skipped_loudly() {
     );
     assert_eq!(text_status(&run, "rtmr3.replay"), "PASS");
     assert!(
-        last_line(&run).starts_with("verification passed"),
+        last_line(&run).starts_with(
+            "verification INCOMPLETE: every check passed but the quote's signature was NOT checked"
+        ),
         "{}",
         run.stdout
     );
@@ -850,7 +895,11 @@ fn stripped_tdx_lite_log_replays_and_dcap_is_required_or_skipped_loudly() {
 #[test]
 fn crabbox_info_quote_from_certificate_replays() {
     let s = Scratch::new();
-    let info = s.report(&[&fixture_str(CRABBOX_INFO), "--skip-dcap"]);
+    let info = s.report(&[
+        &fixture_str(CRABBOX_INFO),
+        "--skip-dcap",
+        "--allow-no-launch",
+    ]);
     info.passes().has(&[
         ("input", "passed"),
         ("quote.structure", "passed"),
@@ -879,6 +928,7 @@ fn crabbox_info_quote_from_certificate_replays() {
     s.report(&[
         &fixture_str(CRABBOX_INFO),
         "--skip-dcap",
+        "--allow-no-launch",
         "--expect-app-id",
         &app_id,
         "--expect-compose-hash",
@@ -897,6 +947,7 @@ fn crabbox_info_quote_from_certificate_replays() {
         "--quote",
         &fixture_str(CRABBOX_QUOTE),
         "--skip-dcap",
+        "--allow-no-launch",
         "--expect-report-data",
         &hex(&raw[QUOTE_REPORT_DATA..QUOTE_REPORT_DATA + 64]),
     ]);
@@ -926,7 +977,7 @@ fn crabbox_info_quote_from_certificate_replays() {
         "compose_file": tcb_info["app_compose"],
     });
     let phala_path = s.write_json("phala.json", &phala);
-    let from_phala = s.report(&[&phala_path, "--skip-dcap"]);
+    let from_phala = s.report(&[&phala_path, "--skip-dcap", "--allow-no-launch"]);
     from_phala.passes().has(&[
         ("input", "passed"),
         ("rtmr0.replay", "passed"),
@@ -940,7 +991,7 @@ fn crabbox_info_quote_from_certificate_replays() {
     let mut no_compose = phala.clone();
     no_compose["compose_file"] = Value::Null;
     let path = s.write_json("phala-no-compose.json", &no_compose);
-    s.report(&[&path, "--skip-dcap"])
+    s.report(&[&path, "--skip-dcap", "--allow-no-launch"])
         .passes()
         .has(&[("compose_hash.app_compose", "skipped")]);
 
@@ -966,6 +1017,7 @@ fn dcap_qvl_samples_verify_v4_and_v5() {
         &fixture_str(SAMPLE_COLLATERAL),
         "--now",
         SAMPLE_NOW,
+        "--allow-no-launch",
     ]);
     v4.passes().has(&[
         ("quote.structure", "passed"),
@@ -985,6 +1037,7 @@ fn dcap_qvl_samples_verify_v4_and_v5() {
         &fixture_str(SAMPLE_COLLATERAL),
         "--now",
         SAMPLE_NOW,
+        "--allow-no-launch",
     ]);
     from_hex.passes().has(&[("quote.signature", "passed")]);
     assert_eq!(from_hex.measurements(), v4.measurements());
@@ -996,6 +1049,7 @@ fn dcap_qvl_samples_verify_v4_and_v5() {
         &fixture_str(TD15EX_COLLATERAL),
         "--now",
         TD15EX_NOW,
+        "--allow-no-launch",
     ]);
     v5.passes().has(&[
         ("quote.structure", "passed"),
@@ -1020,6 +1074,7 @@ fn quote_report_with(s: &Scratch, name: &str, quote: &[u8], log: &[Value]) -> Re
         &fixture_str(OUTDATED_COLLATERAL),
         "--now",
         QUOTE_REPORT_NOW,
+        "--allow-no-launch",
     ])
 }
 
@@ -1261,6 +1316,7 @@ fn allow_tcb_status_is_parsed() {
         &near_path,
         "--now",
         NEAR_NOW,
+        "--allow-no-launch",
         "--allow-tcb-status",
         "OutOfDate",
         "--allow-tcb-status",
@@ -1272,6 +1328,7 @@ fn allow_tcb_status_is_parsed() {
         &near_path,
         "--now",
         NEAR_NOW,
+        "--allow-no-launch",
         "--allow-tcb-status",
         "UpToDate",
     ])
@@ -1297,6 +1354,8 @@ fn bad_flags_are_usage_errors() {
         vec![&near_path, "--expect-event", "name=nothex"],
         vec![&near_path, "--expect-mrtd", "zz"],
         vec![&near_path, "--expect-config-sha256", "12"],
+        vec![&near_path, "--expect-compose-sha256", "sha256:12"],
+        vec![&near_path, "--expect-file", "/no/such/expect-file"],
         vec![&near_path, "--expect-report-data"],
         vec![&near_path, "--no-such-flag"],
     ];
@@ -1347,13 +1406,26 @@ fn launcher_expectations_on_a_good_launch() {
         config.as_str(),
     ];
 
-    synthetic(&s, "good.json", &good, &expect).passes().has(&[
+    let report = synthetic(&s, "good.json", &good, &expect);
+    report.passes().has(&[
         ("rtmr3.replay", "passed"),
+        ("boot.events", "passed"),
         ("launcher.events", "passed"),
-        ("expect.commit", "passed"),
-        ("expect.config_sha256", "passed"),
+        ("launch.1", "passed"),
         ("quote.signature", "skipped"),
     ]);
+    assert_eq!(
+        report.json["launches"],
+        json!([{
+            "number": 1,
+            "complete": true,
+            "config": format!("sha256:{config}"),
+            "workload": format!("git:{commit}"),
+            "compose": null,
+            "outcome": "accepted",
+            "problems": [],
+        }])
+    );
     // Without expectations the order is still checked (and holds).
     synthetic(&s, "good-plain.json", &good, &[])
         .passes()
@@ -1363,7 +1435,7 @@ fn launcher_expectations_on_a_good_launch() {
     let long = chain(&[boot_events(), launch_events(&long_commit, &config)]);
     synthetic(&s, "long.json", &long, &["--expect-commit", &long_commit])
         .passes()
-        .has(&[("expect.commit", "passed")]);
+        .has(&[("launch.1", "passed")]);
 
     // Wrong expectations.
     synthetic(
@@ -1372,7 +1444,7 @@ fn launcher_expectations_on_a_good_launch() {
         &good,
         &["--expect-commit", &"1e".repeat(20)],
     )
-    .fails(&["expect.commit"])
+    .fails(&["launch.1"])
     .has(&[("launcher.events", "passed")]);
     synthetic(
         &s,
@@ -1380,31 +1452,57 @@ fn launcher_expectations_on_a_good_launch() {
         &good,
         &["--expect-config-sha256", &"c1".repeat(32)],
     )
-    .fails(&["expect.config_sha256"]);
+    .fails(&["launch.1"]);
+}
 
-    // Image mode: `oci:sha256:<hex>`.
+/// Image mode: `oci:sha256:<hex>`, then the rendered compose file's digest; the image, the
+/// compose digest and the launch kind are compared.
+#[test]
+fn image_launch_expectations() {
+    let s = Scratch::new();
+    let config = "c0".repeat(32);
+    let good = chain(&[boot_events(), launch_events(&"1f".repeat(20), &config)]);
     let image = "5a".repeat(32);
+    let compose = "d0".repeat(32);
     let oci = chain(&[
         boot_events(),
         event(CONFIG, format!("sha256:{config}").as_bytes()),
         event(WORKLOAD, format!("oci:sha256:{image}").as_bytes()),
+        event(COMPOSE, format!("sha256:{compose}").as_bytes()),
         event(READY, b""),
     ]);
-    synthetic(
+    let report = synthetic(
         &s,
         "oci.json",
         &oci,
-        &["--expect-image", &format!("sha256:{image}")],
-    )
-    .passes()
-    .has(&[("expect.image", "passed"), ("launcher.events", "passed")]);
+        &[
+            "--expect-image",
+            &format!("sha256:{image}"),
+            "--expect-compose-sha256",
+            &compose,
+        ],
+    );
+    report
+        .passes()
+        .has(&[("launch.1", "passed"), ("launcher.events", "passed")]);
+    assert_eq!(
+        report.json["launches"][0]["compose"],
+        format!("sha256:{compose}")
+    );
     synthetic(
         &s,
         "oci-wrong.json",
         &oci,
         &["--expect-image", &format!("sha256:{}", "5b".repeat(32))],
     )
-    .fails(&["expect.image"]);
+    .fails(&["launch.1"]);
+    synthetic(
+        &s,
+        "oci-wrong-compose.json",
+        &oci,
+        &["--expect-compose-sha256", &"d1".repeat(32)],
+    )
+    .fails(&["launch.1"]);
     // A git launch is not an image launch.
     synthetic(
         &s,
@@ -1412,7 +1510,7 @@ fn launcher_expectations_on_a_good_launch() {
         &good,
         &["--expect-image", &format!("sha256:{image}")],
     )
-    .fails(&["expect.image"]);
+    .fails(&["launch.1"]);
 }
 
 /// Every way of breaking the launcher-event contract fails `launcher.events`.
@@ -1479,10 +1577,10 @@ fn launcher_event_order_violations_fail() {
     synthetic(&s, "unfinished.json", &unfinished, &[]).fails(&["launcher.events"]);
 }
 
-/// Several launches in one boot: the last whole one is compared; application events after
-/// ready are allowed.
+/// Several launches in one boot: every one that names a workload is compared; a config-only
+/// attempt ran nothing; an application event is expected once after system-ready.
 #[test]
-fn last_launch_is_compared() {
+fn every_launch_is_compared() {
     let s = Scratch::new();
     let commit = "1f".repeat(20);
     let config = "c0".repeat(32);
@@ -1494,38 +1592,42 @@ fn last_launch_is_compared() {
         config.as_str(),
     ];
 
-    // An unfinished launch (config only, nothing ran) followed by a whole one: the whole,
-    // last one is compared.
+    // An unfinished attempt (config only: the launcher stopped before choosing a workload)
+    // followed by a whole one: the attempt is shown as incomplete, not compared.
     let other_config = "c9".repeat(32);
     let restarted = chain(&[
         boot_events(),
         event(CONFIG, format!("sha256:{other_config}").as_bytes()),
         launch.clone(),
     ]);
-    synthetic(&s, "restarted.json", &restarted, &expect)
-        .passes()
-        .has(&[("launcher.events", "passed")]);
+    let report = synthetic(&s, "restarted.json", &restarted, &expect);
+    report.passes().has(&[
+        ("launcher.events", "passed"),
+        ("launch.1", "passed"),
+        ("launch.2", "passed"),
+    ]);
+    assert_eq!(report.json["launches"][0]["outcome"], "incomplete");
+    assert_eq!(report.json["launches"][1]["outcome"], "accepted");
     synthetic(
         &s,
         "restarted-first.json",
         &restarted,
         &["--expect-config-sha256", &other_config],
     )
-    .fails(&["expect.config_sha256"]);
+    .fails(&["launch.2"]);
 
-    // Launcher expectations with no launcher events at all.
+    // Launcher expectations with no launcher events at all; no launch without expectations
+    // fails too, unless --allow-no-launch.
     synthetic(
         &s,
         "none.json",
         &boot_events(),
         &["--expect-commit", &commit],
     )
-    .fails(&["expect.commit"]);
-    synthetic(&s, "none-plain.json", &boot_events(), &[])
-        .passes()
-        .has(&[("launcher.events", "skipped")]);
+    .fails(&["launcher.events"]);
+    synthetic(&s, "none-plain.json", &boot_events(), &[]).fails(&["launcher.events"]);
 
-    // Two launches in one boot: the last one is compared.
+    // Two launches in one boot: both must be accepted.
     let second_commit = "2f".repeat(20);
     let second_config = "c2".repeat(32);
     let two = chain(&[
@@ -1544,51 +1646,69 @@ fn last_launch_is_compared() {
             &second_config,
         ],
     )
-    .passes()
-    .has(&[
-        ("launcher.events", "passed"),
-        ("expect.commit", "passed"),
-        ("expect.config_sha256", "passed"),
-    ]);
-    synthetic(&s, "two-first.json", &two, &["--expect-commit", &commit]).fails(&["expect.commit"]);
+    .fails(&["launch.1"])
+    .has(&[("launch.2", "passed"), ("launcher.events", "passed")]);
     synthetic(
         &s,
-        "two-first-config.json",
+        "two-both.json",
         &two,
-        &["--expect-config-sha256", &config],
+        &[
+            "--expect-commit",
+            &second_commit,
+            "--expect-commit",
+            &commit,
+            "--expect-config-sha256",
+            &second_config,
+            "--expect-config-sha256",
+            &config,
+        ],
     )
-    .fails(&["expect.config_sha256"]);
+    .passes()
+    .has(&[("launch.1", "passed"), ("launch.2", "passed")]);
+}
 
-    // Application events after ready are allowed and can be expected; the last one wins.
+/// Application events after ready are allowed and can be expected once; twice is ambiguous.
+#[test]
+fn application_events_are_expected_once() {
+    let s = Scratch::new();
+    let commit = "1f".repeat(20);
+    let launch = launch_events(&commit, &"c0".repeat(32));
+    let once = chain(&[boot_events(), launch.clone(), event("app-event", b"one")]);
+    synthetic(
+        &s,
+        "app-once.json",
+        &once,
+        &[
+            "--expect-commit",
+            &commit,
+            "--expect-event",
+            &format!("app-event={}", hex(b"one")),
+        ],
+    )
+    .passes()
+    .has(&[("expect.event:app-event", "passed")]);
     let app = chain(&[
         boot_events(),
         launch,
         event("app-event", b"one"),
         event("app-event", b"two"),
     ]);
-    synthetic(
-        &s,
-        "app.json",
-        &app,
-        &[
-            "--expect-commit",
-            &commit,
-            "--expect-event",
-            &format!("app-event={}", hex(b"two")),
-        ],
-    )
-    .passes()
-    .has(&[
-        ("launcher.events", "passed"),
-        ("expect.event:app-event", "passed"),
-    ]);
-    synthetic(
-        &s,
-        "app-first.json",
-        &app,
-        &["--expect-event", &format!("app-event={}", hex(b"one"))],
-    )
-    .fails(&["expect.event:app-event"]);
+    for payload in [&b"one"[..], b"two"] {
+        let report = synthetic(
+            &s,
+            "app.json",
+            &app,
+            &["--expect-event", &format!("app-event={}", hex(payload))],
+        );
+        report.fails(&["expect.event:app-event"]);
+        assert!(
+            report
+                .detail("expect.event:app-event")
+                .contains("occurs 2 times after system-ready"),
+            "{}",
+            report.summary()
+        );
+    }
 }
 
 /// The same rules through the fake agent: events emitted over its socket, `GetQuote` raw.
@@ -1616,7 +1736,7 @@ fn launcher_rules_through_the_fake_agent() {
     .has(&[
         ("rtmr3.replay", "passed"),
         ("launcher.events", "passed"),
-        ("expect.commit", "passed"),
+        ("launch.1", "passed"),
         ("expect.report_data", "passed"),
     ]);
 
@@ -1642,7 +1762,7 @@ fn mrconfigid_against_the_compose_hash_event() {
     };
     let check = |name: &str, id: &[u8; 48]| {
         let path = s.write_json(name, &synthetic_getquote_with(&events, id));
-        s.report(&[&path, "--skip-dcap"])
+        s.report(&[&path, "--skip-dcap", "--allow-no-launch"])
     };
     check("bound.json", &bound(&compose_hash))
         .passes()
@@ -1659,6 +1779,7 @@ fn mrconfigid_against_the_compose_hash_event() {
             &synthetic_getquote_with(&events, &bound(&compose_hash)),
         ),
         "--skip-dcap",
+        "--allow-no-launch",
         "--expect-compose-hash",
         &hex(&compose_hash),
     ])
@@ -1724,7 +1845,7 @@ fn v2_event_digests_replay() {
             ("event_log.digests", "passed"),
             ("rtmr3.replay", "passed"),
             ("launcher.events", "passed"),
-            ("expect.commit", "passed"),
+            ("launch.1", "passed"),
         ]);
     let stripped = s.write_json(
         "v2-stripped.json",
@@ -1837,7 +1958,11 @@ fn fixture_report(fx: &Fixture, args: &[&str]) -> Report {
             run.status, run.stdout, run.stderr
         )
     });
-    Report { run, json }
+    Report {
+        run,
+        json,
+        skip_dcap: args.contains(&"--skip-dcap"),
+    }
 }
 
 /// A real tee launch through the fake agent (normal and stripped), then the agent's
@@ -1881,8 +2006,7 @@ fn round_trip_tee_launch_through_the_fake_agent() {
             ("rtmr3.replay", "passed"),
             ("event_log.digests", "passed"),
             ("launcher.events", "passed"),
-            ("expect.commit", "passed"),
-            ("expect.config_sha256", "passed"),
+            ("launch.1", "passed"),
         ]);
         fixture_report(
             &fx,
@@ -1893,7 +2017,7 @@ fn round_trip_tee_launch_through_the_fake_agent() {
                 &"0".repeat(40),
             ],
         )
-        .fails(&["expect.commit"]);
+        .fails(&["launch.1"]);
 
         // And through stdin.
         let mut launcher = Launcher::new(fx.path());
@@ -1901,7 +2025,7 @@ fn round_trip_tee_launch_through_the_fake_agent() {
         let run = run_with_stdin(&launcher, &fs::read(quote_path).unwrap());
         assert_eq!(
             run.status,
-            Some(0),
+            Some(3),
             "{mode:?}\n{}\n{}",
             run.stdout,
             run.stderr
@@ -1957,8 +2081,7 @@ fn round_trip_native_extension_with_appended_own_log() {
     .has(&[
         ("rtmr3.replay", "passed"),
         ("launcher.events", "passed"),
-        ("expect.commit", "passed"),
-        ("expect.config_sha256", "passed"),
+        ("launch.1", "passed"),
     ]);
     fixture_report(&fx, &[quote_path, "--skip-dcap"]).fails(&["rtmr3.replay"]);
 }
@@ -1975,19 +2098,12 @@ fn round_trip_nontee_own_log() {
         .run()
         .success()
         .stdout_has("RAN local");
-    let log = fx.events();
-    assert_eq!(log.len(), 3);
-    let digests: Vec<[u8; 48]> = log
-        .iter()
-        .map(|e| {
-            let payload = unhex(e["event_payload"].as_str().unwrap()).unwrap();
-            v1_digest(e["event"].as_str().unwrap(), &payload)
-        })
-        .collect();
-    let quote = fake_quote(&replay(&digests), b"");
-    let quote_path = fx.path().join("quote.bin");
-    fs::write(&quote_path, &quote).unwrap();
-    let quote_path = quote_path.to_str().unwrap();
+    let own = fx.events();
+    assert_eq!(own.len(), 3);
+    let v1 = |e: &Value| {
+        let payload = unhex(e["event_payload"].as_str().unwrap()).unwrap();
+        v1_digest(e["event"].as_str().unwrap(), &payload)
+    };
     let own_log = fx.event_log();
     let expectations = [
         "--expect-commit",
@@ -1996,12 +2112,16 @@ fn round_trip_nontee_own_log() {
         config_sha256.as_str(),
     ];
 
-    let lines = fixture_report(
+    // The own log alone has no system-ready: nothing places its launch after a boot.
+    let own_digests: Vec<[u8; 48]> = own.iter().map(v1).collect();
+    let own_quote = fx.path().join("own-quote.bin");
+    fs::write(&own_quote, fake_quote(&replay(&own_digests), b"")).unwrap();
+    fixture_report(
         &fx,
         &[
             &[
                 "--quote",
-                quote_path,
+                own_quote.to_str().unwrap(),
                 "--event-log",
                 own_log.to_str().unwrap(),
                 "--skip-dcap",
@@ -2009,38 +2129,47 @@ fn round_trip_nontee_own_log() {
             &expectations,
         ]
         .concat(),
-    );
-    lines.passes().has(&[
-        ("rtmr3.replay", "passed"),
-        ("event_log.digests", "passed"),
-        ("launcher.events", "passed"),
-        ("expect.commit", "passed"),
-        ("expect.config_sha256", "passed"),
-    ]);
-    assert_eq!(lines.measurement("rtmr3"), hex(&replay(&digests)));
-
-    let array = fx.write("events.json", &serde_json::to_string(&log).unwrap());
-    fixture_report(
-        &fx,
-        &[
-            &[
-                "--quote",
-                quote_path,
-                "--event-log",
-                array.to_str().unwrap(),
-                "--skip-dcap",
-            ][..],
-            &expectations,
-        ]
-        .concat(),
     )
-    .passes();
+    .fails(&["boot.events", "launcher.events"])
+    .has(&[("rtmr3.replay", "passed")]);
+
+    // After dstack's boot events (as the tdx-sysfs backend's log follows the agent's), it
+    // verifies: JSON lines as written.
+    let mut log: Vec<Value> = boot_events()
+        .iter()
+        .map(|(n, p)| runtime_entry(n, p))
+        .collect();
+    log.extend(own);
+    let digests: Vec<[u8; 48]> = log.iter().map(v1).collect();
+    let quote = fake_quote(&replay(&digests), b"");
+    let quote_path = fx.path().join("quote.bin");
+    fs::write(&quote_path, &quote).unwrap();
+    let quote_path = quote_path.to_str().unwrap();
+    let lines_text = log.iter().fold(String::new(), |mut out, e| {
+        let _ = writeln!(out, "{e}");
+        out
+    });
+    let lines_path = fx.write("boot-and-own.jsonl", &lines_text);
+    let array_path = fx.write("events.json", &serde_json::to_string(&log).unwrap());
+    for path in [lines_path, array_path] {
+        let args = ["--quote", quote_path, "--event-log", path.to_str().unwrap()];
+        let report = fixture_report(&fx, &[&args[..], &["--skip-dcap"], &expectations].concat());
+        report.passes().has(&[
+            ("rtmr3.replay", "passed"),
+            ("event_log.digests", "passed"),
+            ("boot.events", "passed"),
+            ("launcher.events", "passed"),
+            ("launch.1", "passed"),
+        ]);
+        assert_eq!(report.measurement("rtmr3"), hex(&replay(&digests)));
+    }
 
     // A log line forged after the fact (a different commit, digest recomputed) fails.
     let mut forged = log.clone();
     let workload = format!("git:{}", "9".repeat(40));
-    forged[1]["event_payload"] = json!(hex(workload.as_bytes()));
-    forged[1]["digest"] = json!(hex(&v1_digest(WORKLOAD, workload.as_bytes())));
+    let at = position(&forged, WORKLOAD);
+    forged[at]["event_payload"] = json!(hex(workload.as_bytes()));
+    forged[at]["digest"] = json!(hex(&v1_digest(WORKLOAD, workload.as_bytes())));
     let forged_text = forged.iter().fold(String::new(), |mut out, e| {
         let _ = writeln!(out, "{e}");
         out
@@ -2445,12 +2574,17 @@ fn stdin_input_verifies() {
         &fixture_str(OUTDATED_COLLATERAL),
         "--now",
         QUOTE_REPORT_NOW,
+        "--allow-no-launch",
         "--json",
     ]);
     let run = run_with_stdin(&launcher, &fixture_bytes(QUOTE_REPORT));
     assert_eq!(run.status, Some(0), "{}\n{}", run.stdout, run.stderr);
     let json: Value = serde_json::from_str(&run.stdout).unwrap();
-    let report = Report { run, json };
+    let report = Report {
+        run,
+        json,
+        skip_dcap: false,
+    };
     report.passes().has(&[("quote.signature", "passed")]);
     let from_file = s.report(&[
         &fixture_str(QUOTE_REPORT),
@@ -2458,13 +2592,14 @@ fn stdin_input_verifies() {
         &fixture_str(OUTDATED_COLLATERAL),
         "--now",
         QUOTE_REPORT_NOW,
+        "--allow-no-launch",
     ]);
     assert_eq!(report.measurements(), from_file.measurements());
 
     // A binary quote on stdin with --quote - (if supported) is not required; the NEAR
     // shape through stdin is.
     let mut launcher = Launcher::new(s.path());
-    launcher.args(["verify", "-", "--now", NEAR_NOW]);
+    launcher.args(["verify", "-", "--now", NEAR_NOW, "--allow-no-launch"]);
     let run = run_with_stdin(&launcher, &fixture_bytes(NEAR));
     assert_eq!(run.status, Some(0), "{}\n{}", run.stdout, run.stderr);
 }
@@ -2475,7 +2610,12 @@ fn huge_event_log_is_bounded() {
     let s = Scratch::new();
     let count = 200_000;
     let mut text = String::with_capacity(count * 90);
-    let mut acc = [0u8; 48];
+    // dstack's boot ends with system-ready; the 200k events come after it.
+    let mut acc = common::fake_agent::extend(&[0u8; 48], &v1_digest("system-ready", b""));
+    let _ = writeln!(
+        text,
+        "{{\"imr\":3,\"event_type\":{EVENT_TYPE},\"digest\":\"\",\"event\":\"system-ready\",\"event_payload\":\"\"}}"
+    );
     for i in 0..count {
         let payload = u32::try_from(i).unwrap().to_le_bytes();
         acc = common::fake_agent::extend(&acc, &v1_digest("e", &payload));
@@ -2488,11 +2628,19 @@ fn huge_event_log_is_bounded() {
     let log = s.write("huge.jsonl", &text);
     let quote = s.write("quote.bin", fake_quote(&acc, b""));
     let start = Instant::now();
-    let report = s.report(&["--quote", &quote, "--event-log", &log, "--skip-dcap"]);
+    let args = [
+        "--quote",
+        &quote,
+        "--event-log",
+        &log,
+        "--skip-dcap",
+        "--allow-no-launch",
+    ];
+    let report = s.report(&args);
     let took = start.elapsed();
     assert!(took < VERIFY_LIMIT, "took {took:?}");
     match report.run.status {
-        Some(0) => {
+        Some(3) => {
             report.has(&[("rtmr3.replay", "passed")]);
         }
         Some(1) => {
@@ -2508,7 +2656,14 @@ fn huge_event_log_is_bounded() {
         1,
     );
     let log = s.write("huge-tampered.jsonl", &tampered);
-    let report = s.report(&["--quote", &quote, "--event-log", &log, "--skip-dcap"]);
+    let report = s.report(&[
+        "--quote",
+        &quote,
+        "--event-log",
+        &log,
+        "--skip-dcap",
+        "--allow-no-launch",
+    ]);
     assert_eq!(report.run.status, Some(1), "{}", report.summary());
 }
 
@@ -2516,9 +2671,11 @@ fn huge_event_log_is_bounded() {
 #[test]
 fn output_shapes() {
     let s = Scratch::new();
-    let report = s.report(&[&fixture_str(TDX_LITE), "--skip-dcap"]);
+    let report = s.report(&[&fixture_str(TDX_LITE), "--skip-dcap", "--allow-no-launch"]);
     for key in [
         "ok",
+        "signature_verified",
+        "launches",
         "checks",
         "tcb_status",
         "advisory_ids",
@@ -2561,7 +2718,7 @@ fn output_shapes() {
     names.dedup();
     assert_eq!(names.len(), count, "duplicate check names");
     // Same checks, same order, in text and JSON.
-    let run = s.verify(&[&fixture_str(TDX_LITE), "--skip-dcap"]);
+    let run = s.verify(&[&fixture_str(TDX_LITE), "--skip-dcap", "--allow-no-launch"]);
     let text_names: Vec<&str> = run
         .stdout
         .lines()

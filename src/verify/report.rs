@@ -55,10 +55,56 @@ pub struct EventJson {
     pub digest: String,
 }
 
+/// What became of one launch attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Outcome {
+    /// Complete, and everything it names is expected.
+    #[serde(rename = "accepted")]
+    Accepted,
+    /// Something it names (complete or not) is not expected: the verification fails.
+    #[serde(rename = "not accepted")]
+    NotAccepted,
+    /// Never reached `ready`; what it names (if anything) is expected.
+    #[serde(rename = "incomplete")]
+    Incomplete,
+}
+
+impl Outcome {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::NotAccepted => "not accepted",
+            Self::Incomplete => "incomplete",
+        }
+    }
+}
+
+/// One launch attempt as the report shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LaunchJson {
+    pub number: usize,
+    pub complete: bool,
+    pub config: String,
+    pub workload: Option<String>,
+    pub compose: Option<String>,
+    pub outcome: Outcome,
+    pub problems: Vec<String>,
+}
+
+/// Exit code of `verify` when every check passed but the quote's signature was not checked
+/// (`--skip-dcap`): never 0, so a script cannot mistake it for a verified quote.
+pub const EXIT_SIGNATURE_NOT_CHECKED: i32 = 3;
+
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
+    /// `true` only when every check passed AND the quote's signature was verified (exit 0).
     pub ok: bool,
+    /// Intel DCAP verified the quote's signature, certificate chain and collateral.
+    pub signature_verified: bool,
     pub checks: Vec<Check>,
+    /// Every launch attempt in the log, in order.
+    pub launches: Vec<LaunchJson>,
     pub tcb_status: Option<String>,
     pub advisory_ids: Vec<String>,
     pub measurements: Option<Measurements>,
@@ -87,10 +133,26 @@ impl Report {
         }
     }
 
-    /// Sets `ok` from the checks; returns it.
+    /// No check failed (the signature may still be unchecked).
+    fn all_passed(&self) -> bool {
+        self.checks.iter().all(|c| c.status != Status::Failed)
+    }
+
+    /// Sets `ok` from the checks and the signature; returns it.
     pub fn finish(&mut self) -> bool {
-        self.ok = self.checks.iter().all(|c| c.status != Status::Failed);
+        self.ok = self.all_passed() && self.signature_verified;
         self.ok
+    }
+
+    /// 0 verified; [`EXIT_SIGNATURE_NOT_CHECKED`] every check passed but the signature was
+    /// not checked; 1 a check failed.
+    #[must_use]
+    pub fn exit_code(&self) -> i32 {
+        match (self.ok, self.all_passed()) {
+            (true, _) => 0,
+            (false, true) => EXIT_SIGNATURE_NOT_CHECKED,
+            (false, false) => 1,
+        }
     }
 
     #[must_use]
@@ -119,6 +181,12 @@ impl Report {
             let _ = writeln!(
                 out,
                 "verification passed ({} checks, {skipped} skipped)",
+                self.checks.len()
+            );
+        } else if failed == 0 {
+            let _ = writeln!(
+                out,
+                "verification INCOMPLETE: every check passed but the quote's signature was NOT checked ({} checks, {skipped} skipped; exit {EXIT_SIGNATURE_NOT_CHECKED})",
                 self.checks.len()
             );
         } else {

@@ -12,6 +12,7 @@
 
 pub mod fake_agent;
 pub mod fake_registry;
+pub mod forged_log;
 
 use std::collections::BTreeMap;
 use std::fs;
