@@ -8,12 +8,9 @@
 
 use crate::digest::{CommitId, ImageDigest};
 use crate::hex;
-use crate::measure::event::{CONFIG_EVENT, Event, READY_EVENT, WORKLOAD_EVENT};
+use crate::measure::event::{COMPOSE_EVENT, CONFIG_EVENT, Event, READY_EVENT, WORKLOAD_EVENT};
 use crate::workload::Workload;
 
-/// Image mode: SHA-256 of the exact rendered compose document, `sha256:<64 lowercase hex>`,
-/// between `workload` and `ready` (exactly when the workload is `oci:`).
-pub const COMPOSE_EVENT: &str = "trusted-launcher.compose";
 /// Every event of the contract, and only those, carries this prefix.
 pub const LAUNCHER_PREFIX: &str = "trusted-launcher.";
 
