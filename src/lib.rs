@@ -20,6 +20,7 @@ pub mod measure;
 pub mod plan;
 pub mod platform;
 pub mod registry;
+pub mod strict_json;
 pub mod tdx_quote;
 pub mod verify;
 pub mod workload;

@@ -185,6 +185,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("config {path} is a {kind}, not a regular file; refusing to wait on it")]
+    NotRegular { path: PathBuf, kind: &'static str },
     #[error("config {path} is larger than {max} bytes")]
     TooLarge { path: PathBuf, max: u64 },
     #[error("config {path} is not valid UTF-8")]
@@ -264,6 +266,10 @@ fn read_config(path: &Path) -> Result<Vec<u8>, ConfigError> {
         CappedReadError::Io(source) => ConfigError::Read {
             path: path.to_owned(),
             source,
+        },
+        CappedReadError::NotRegular(kind) => ConfigError::NotRegular {
+            path: path.to_owned(),
+            kind,
         },
         CappedReadError::TooLarge => ConfigError::TooLarge {
             path: path.to_owned(),

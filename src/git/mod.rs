@@ -80,6 +80,10 @@ pub enum GitError {
     MalformedObject { oid: String, detail: String },
     #[error("reading objects from git failed: {detail}")]
     ObjectStream { detail: String },
+    #[error(
+        "{} in the reused object store is a {kind}, not a regular file (git would block on it); remove WORK_DIR to start clean", path.display()
+    )]
+    SpecialFile { path: PathBuf, kind: &'static str },
     #[error("HEAD is {actual}, expected {expected}")]
     HeadMismatch { expected: String, actual: String },
     #[error("working tree does not match the commit: {} {detail} (if this persists, the reused object store is corrupt: remove WORK_DIR to start clean)", path.display())]
@@ -193,6 +197,7 @@ fn prepare_work_dir(
                 git_dir.display()
             ));
             scrub_git_dir(&git_dir).map_err(io)?;
+            require_plain_store(&git_dir)?;
         }
         Ok(_) => return Err(GitError::GitDirNotDirectory { path: git_dir }),
         Err(_) => {
@@ -250,6 +255,60 @@ fn scrub_git_dir(git_dir: &Path) -> std::io::Result<()> {
         remove(&objects.join("info"), meta.is_dir())?;
     }
     Ok(())
+}
+
+/// Refuses a reused object store holding anything but directories and regular files. git
+/// opens loose objects, packs and `shallow` with a blocking `open` and no timeout: a FIFO
+/// there hangs it (and the launcher, after the config and workload are measured); a symlink
+/// could lead to one. Checked before any git command reads the store.
+fn require_plain_store(git_dir: &Path) -> Result<(), GitError> {
+    let special = |path: &Path, kind: &'static str| GitError::SpecialFile {
+        path: path.to_owned(),
+        kind,
+    };
+    let io = |source| GitError::WorkDir {
+        path: git_dir.to_owned(),
+        source,
+    };
+    let shallow = git_dir.join("shallow");
+    if let Ok(meta) = fs::symlink_metadata(&shallow) {
+        if !meta.is_file() {
+            return Err(special(&shallow, file_kind(&meta.file_type())));
+        }
+    }
+    let mut pending = vec![git_dir.join("objects")];
+    while let Some(dir) = pending.pop() {
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(e)),
+        };
+        for item in entries {
+            let item = item.map_err(io)?;
+            let kind = item.file_type().map_err(io)?;
+            if kind.is_dir() {
+                pending.push(item.path());
+            } else if !kind.is_file() {
+                return Err(special(&item.path(), file_kind(&kind)));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn file_kind(kind: &fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    if kind.is_symlink() {
+        "symlink"
+    } else if kind.is_fifo() {
+        "FIFO"
+    } else if kind.is_socket() {
+        "socket"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "device"
+    } else {
+        "special file"
+    }
 }
 
 /// Removes everything in the working tree but `.git`, so nothing from a previous run or
