@@ -7,12 +7,12 @@
 //! with `O_NONBLOCK` — which makes `open` of a FIFO return at once — and then the opened
 //! descriptor (not the path, which could be swapped in between) must be a regular file.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, FileType, OpenOptions};
 use std::io::Read as _;
 use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
 use std::path::Path;
 
-/// `O_NONBLOCK` on Linux (x86_64 and aarch64 share the generic value; asm-generic/fcntl.h).
+/// `O_NONBLOCK` on Linux (`x86_64` and `aarch64` share the generic value: `asm-generic/fcntl.h`).
 /// Spelled here because the crate takes no libc dependency for one constant.
 const O_NONBLOCK: i32 = 0o4000;
 
@@ -86,7 +86,15 @@ fn require_regular(file: File) -> Result<File, CappedReadError> {
     if kind.is_file() {
         return Ok(file);
     }
-    Err(CappedReadError::NotRegular(if kind.is_fifo() {
+    Err(CappedReadError::NotRegular(kind_name(kind)))
+}
+
+/// What a file type is called in messages.
+#[must_use]
+pub fn kind_name(kind: FileType) -> &'static str {
+    if kind.is_file() {
+        "regular file"
+    } else if kind.is_fifo() {
         "FIFO"
     } else if kind.is_socket() {
         "socket"
@@ -96,9 +104,11 @@ fn require_regular(file: File) -> Result<File, CappedReadError> {
         "block device"
     } else if kind.is_dir() {
         "directory"
+    } else if kind.is_symlink() {
+        "symlink"
     } else {
         "special file"
-    }))
+    }
 }
 
 /// Reads `path` whole if it is a regular file holding at most `max` bytes.

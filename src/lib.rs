@@ -21,6 +21,7 @@ pub mod plan;
 pub mod platform;
 pub mod registry;
 pub mod strict_json;
+pub mod subprocess;
 pub mod tdx_quote;
 pub mod verify;
 pub mod workload;
@@ -92,6 +93,7 @@ fn dispatch(cli: Cli, log: &Logger) -> Result<i32, Error> {
             dstack_socket: global.dstack_socket.clone(),
             rtmr3_path: global.rtmr3_path.clone(),
             docker: global.docker.clone(),
+            docker_config: global.docker_config.clone(),
             format: global.format.map(|f| match f {
                 ConfigFormatArg::Line => ConfigFormat::Line,
                 ConfigFormatArg::Toml => ConfigFormat::Toml,

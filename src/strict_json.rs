@@ -1,13 +1,12 @@
 //! JSON for untrusted documents, read as `serde_json::Value` but refusing a key repeated in
 //! one object.
 //!
-//! serde_json keeps the last of two equal keys (its `Map` is filled by `insert`), while other
+//! `serde_json` keeps the last of two equal keys (its `Map` is filled by `insert`), while other
 //! readers keep the first or refuse: one document, two meanings. The TOML config already
 //! refuses a duplicate key (toml-span), the line config too; this is the same rule for JSON.
 
 use std::fmt;
 
-use serde::Deserialize as _;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 

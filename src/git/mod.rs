@@ -17,6 +17,7 @@ pub use command::{SAFE_PATH, find_program};
 pub use objects::{EntryKind, TreeEntry};
 
 use crate::approval::Approved;
+use crate::capped_read::kind_name;
 use crate::digest::{CommitId, ObjectFormat};
 use crate::hex;
 use crate::log::Logger;
@@ -273,7 +274,7 @@ fn require_plain_store(git_dir: &Path) -> Result<(), GitError> {
     let shallow = git_dir.join("shallow");
     if let Ok(meta) = fs::symlink_metadata(&shallow) {
         if !meta.is_file() {
-            return Err(special(&shallow, file_kind(&meta.file_type())));
+            return Err(special(&shallow, kind_name(meta.file_type())));
         }
     }
     let mut pending = vec![git_dir.join("objects")];
@@ -289,26 +290,11 @@ fn require_plain_store(git_dir: &Path) -> Result<(), GitError> {
             if kind.is_dir() {
                 pending.push(item.path());
             } else if !kind.is_file() {
-                return Err(special(&item.path(), file_kind(&kind)));
+                return Err(special(&item.path(), kind_name(kind)));
             }
         }
     }
     Ok(())
-}
-
-fn file_kind(kind: &fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt as _;
-    if kind.is_symlink() {
-        "symlink"
-    } else if kind.is_fifo() {
-        "FIFO"
-    } else if kind.is_socket() {
-        "socket"
-    } else if kind.is_char_device() || kind.is_block_device() {
-        "device"
-    } else {
-        "special file"
-    }
 }
 
 /// Removes everything in the working tree but `.git`, so nothing from a previous run or
