@@ -84,6 +84,8 @@ pub struct DockerSettings {
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// What is kept of a docker call's stdout or stderr; the rest is read and dropped.
 pub const MAX_OUTPUT: u64 = 1024 * 1024;
+/// What of docker's last stderr line goes into an error message.
+const MAX_ERROR_CHARS: usize = 512;
 /// The launcher's private docker config directory when the command line names none: on
 /// the launcher container's own `/run` (a tmpfs in the examples), never a shared volume.
 pub const DEFAULT_CONFIG_DIR: &str = "/run/trusted-launcher/docker-config";
@@ -150,16 +152,21 @@ impl ProcessDocker {
             return Ok(output.stdout);
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim();
+        // One readable line, however much the program printed.
+        let mut stderr: String = last.chars().take(MAX_ERROR_CHARS).collect();
+        if stderr.len() < last.len() {
+            stderr.push_str("...");
+        }
         Err(DockerError::Failed {
             command,
             status: output.status.to_string(),
-            stderr: stderr
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .trim()
-                .to_owned(),
+            stderr,
         })
     }
 
