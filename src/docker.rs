@@ -80,8 +80,10 @@ pub struct DockerSettings {
     pub pull_timeout: Duration,
 }
 
-/// Longest any docker call but `pull` may take.
+/// Longest any docker call but `pull` and `compose up --detach` may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest `compose up --detach` may take (it creates and starts the containers).
+pub const DETACHED_UP_TIMEOUT: Duration = Duration::from_secs(600);
 /// What is kept of a docker call's stdout or stderr; the rest is read and dropped.
 pub const MAX_OUTPUT: u64 = 1024 * 1024;
 /// What of docker's last stderr line goes into an error message.

@@ -11,7 +11,7 @@ use crate::config::{
     self, ConfigFormat, GitSpec, ImageSpec, LaunchConfig, LaunchMode, MeasurementSpec, WorkloadSpec,
 };
 use crate::digest::{CommitId, ImageDigest};
-use crate::docker::{self, DockerSettings, ProcessDocker};
+use crate::docker::{self, DockerError, DockerSettings, ProcessDocker};
 use crate::error::Error;
 use crate::git::{self, VerifiedCheckout};
 use crate::image_launch;
@@ -278,10 +278,19 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
             session.measure_all(log)?;
             if spec.detach {
                 log.info(&format!("starting {} detached", spec.project));
-                let status = command.status().map_err(|source| LaunchError::Exec {
-                    program: PathBuf::from("docker"),
-                    source,
-                })?;
+                // `up --detach` returns once the containers are created; bounded all the same.
+                let outcome = subprocess::run_inherited(command, docker::DETACHED_UP_TIMEOUT)
+                    .map_err(|source| LaunchError::Exec {
+                        program: PathBuf::from("docker"),
+                        source,
+                    })?;
+                let Outcome::Exited(status) = outcome else {
+                    return Err(DockerError::TimedOut {
+                        command: "compose up --detach".into(),
+                        seconds: docker::DETACHED_UP_TIMEOUT.as_secs(),
+                    }
+                    .into());
+                };
                 return Ok(status.code().unwrap_or(1));
             }
             log.info(&format!("exec: compose up for project {}", spec.project));

@@ -67,6 +67,20 @@ pub fn run_captured(
     }))
 }
 
+/// Runs `command` with its output inherited; kills it at `timeout`.
+pub fn run_inherited(
+    mut command: Command,
+    timeout: Duration,
+) -> std::io::Result<Outcome<ExitStatus>> {
+    let mut child = command.spawn()?;
+    if let Some(status) = wait_until(&mut child, Instant::now() + timeout)? {
+        return Ok(Outcome::Exited(status));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(Outcome::TimedOut)
+}
+
 /// Runs `command` in a process group of its own, output inherited; at `timeout` kills the
 /// whole group (so what it started in the background dies with it) through `bash`'s `kill`
 /// builtin — the crate forbids `unsafe`, so no `kill(2)` of its own.
@@ -176,6 +190,8 @@ mod tests {
             .unwrap();
             assert!(matches!(outcome, Outcome::TimedOut));
         }
+        let outcome = run_inherited(script("sleep 600"), Duration::from_millis(300)).unwrap();
+        assert!(matches!(outcome, Outcome::TimedOut));
         assert!(started.elapsed() < Duration::from_secs(60));
     }
 
