@@ -111,6 +111,8 @@ pub enum ApprovalError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("approved list {path} is a {kind}, not a regular file; refusing to wait on it")]
+    NotRegular { path: PathBuf, kind: &'static str },
     #[error("approved list {path} is larger than {max} bytes")]
     TooLarge { path: PathBuf, max: u64 },
     #[error("approved list {path} is malformed: {detail}")]
@@ -160,13 +162,19 @@ impl<T: ListEntry> ApprovedList<T> {
         };
         let bytes = match read_capped(path, MAX_LIST_BYTES) {
             Ok(bytes) => bytes,
-            Err(CappedReadError::Io(source)) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(error) if error.is_not_found() => {
                 return Ok(pinned_only(ListStatus::Missing(path.to_owned())));
             }
             Err(CappedReadError::Io(source)) => {
                 return Err(ApprovalError::Read {
                     path: path.to_owned(),
                     source,
+                });
+            }
+            Err(CappedReadError::NotRegular(kind)) => {
+                return Err(ApprovalError::NotRegular {
+                    path: path.to_owned(),
+                    kind,
                 });
             }
             Err(CappedReadError::TooLarge) => {
@@ -232,7 +240,8 @@ fn parse_list<T: ListEntry>(path: &Path, bytes: &[u8]) -> Result<Vec<T>, Approva
         path: path.to_owned(),
         detail,
     };
-    let document: Value = serde_json::from_slice(bytes).map_err(|e| malformed(e.to_string()))?;
+    // A repeated key is refused: serde_json alone would keep the last list silently.
+    let document = crate::strict_json::from_slice(bytes).map_err(|e| malformed(e.to_string()))?;
     let Value::Object(fields) = document else {
         return Err(malformed(format!("expected an object with `{}`", T::FIELD)));
     };
@@ -362,6 +371,14 @@ mod tests {
             ),
             (format!(r#"{{"approved_commits":["{A}","{A}"]}}"#), format!("approved list L lists {A} twice")),
             (format!(r#"{{"approved_commits":["{A}"]}} x"#), "approved list L is malformed: trailing characters at line 1 column 67".to_owned()),
+            (
+                format!(r#"{{"approved_commits":["{A}"],"approved_commits":["{B}"]}}"#),
+                "approved list L is malformed: duplicate key `approved_commits` at line 1 column 83".to_owned(),
+            ),
+            (
+                format!(r#"{{"approved_commits":["{A}"],"note":"x"}}"#),
+                "approved list L is malformed: unknown field `note`, expected `approved_commits`".to_owned(),
+            ),
         ] {
             assert_eq!(with_list(&json, None).unwrap_err(), expected, "{json}");
         }

@@ -33,6 +33,7 @@ pub const VALUE_OPTIONS: &[&str] = &[
     "--dstack-socket",
     "--rtmr3-path",
     "--docker",
+    "--docker-config",
 ];
 
 #[derive(Debug, Args)]
@@ -72,6 +73,10 @@ pub struct GlobalArgs {
     /// The docker CLI for image mode [default: docker on the system PATH]
     #[arg(long, global = true, value_name = "PATH")]
     pub docker: Option<PathBuf>,
+
+    /// The launcher's private `DOCKER_CONFIG`, recreated empty on each run [default: /run/trusted-launcher/docker-config]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub docker_config: Option<PathBuf>,
 
     /// Config format [default: `.toml` extension, else by content]
     #[arg(long, global = true, value_enum)]

@@ -2,13 +2,15 @@
 //! digest, and run compose (v2 plugin, else v1). A trait, so the pipeline can be driven by a
 //! recording fake in tests; the process implementation runs the real CLI.
 
-use std::io::Write as _;
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
+use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::git::find_program;
+use crate::git::{SAFE_PATH, find_program};
+use crate::subprocess::{Outcome, run_captured};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
@@ -19,6 +21,13 @@ pub enum DockerError {
     #[error("cannot run docker {command}: {source}")]
     Spawn {
         command: String,
+        source: std::io::Error,
+    },
+    #[error("docker {command} did not finish within {seconds}s; killed it")]
+    TimedOut { command: String, seconds: u64 },
+    #[error("cannot prepare the private docker config directory {path}: {source}")]
+    ConfigDir {
+        path: PathBuf,
         source: std::io::Error,
     },
     #[error("docker {command} failed ({status}): {stderr}")]
@@ -59,74 +68,136 @@ pub trait Docker {
     fn compose_up(&self, project: &str, file: &Path, detach: bool) -> Result<Command, DockerError>;
 }
 
-/// The docker CLI found on the system PATH. `DOCKER_HOST` and `DOCKER_CONFIG` pass through
-/// from the launcher's environment: they name the engine the launcher was given.
+/// Where docker is told to find its engine and its own config: from the attested config and
+/// the command line only, never from the launcher's environment.
+#[derive(Clone, Debug)]
+pub struct DockerSettings {
+    /// `DOCKER_HOST` for every docker call (`[image] docker_host`).
+    pub host: String,
+    /// The launcher's private `DOCKER_CONFIG`, recreated empty (mode 0700) for this run.
+    pub config_dir: PathBuf,
+    /// Longest `docker pull` may take (`[image] pull_timeout`).
+    pub pull_timeout: Duration,
+}
+
+/// Longest any docker call but `pull` and `compose up --detach` may take.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest `compose up --detach` may take (it creates and starts the containers).
+pub const DETACHED_UP_TIMEOUT: Duration = Duration::from_secs(600);
+/// What is kept of a docker call's stdout or stderr; the rest is read and dropped.
+pub const MAX_OUTPUT: u64 = 1024 * 1024;
+/// What of docker's last stderr line goes into an error message.
+const MAX_ERROR_CHARS: usize = 512;
+/// The launcher's private docker config directory when the command line names none: on
+/// the launcher container's own `/run` (a tmpfs in the examples), never a shared volume.
+pub const DEFAULT_CONFIG_DIR: &str = "/run/trusted-launcher/docker-config";
+
+/// The docker CLI, run with a cleared environment: a fixed `PATH`, `DOCKER_HOST` from the
+/// config, and a private `DOCKER_CONFIG`. Inherited, `DOCKER_CONFIG` or `HOME` naming a
+/// shared volume would pick the `cli-plugins/docker-compose` it runs (and its credentials),
+/// `DOCKER_HOST` or `DOCKER_CONTEXT` the engine it believes, `COMPOSE_*` what compose does.
 #[derive(Debug)]
 pub struct ProcessDocker {
     docker: PathBuf,
+    settings: DockerSettings,
 }
 
 impl ProcessDocker {
-    /// `explicit` (from `--docker`), else docker on the system PATH.
-    pub fn locate(explicit: Option<&Path>) -> Result<Self, DockerError> {
-        explicit
+    /// `explicit` (from `--docker`), else docker on the system PATH; prepares the private
+    /// config directory.
+    pub fn locate(explicit: Option<&Path>, settings: DockerSettings) -> Result<Self, DockerError> {
+        let docker = explicit
             .map(Path::to_path_buf)
             .or_else(|| find_program("docker"))
             .filter(|path| path.is_file())
-            .map(|docker| Self { docker })
-            .ok_or(DockerError::NotFound)
+            .ok_or(DockerError::NotFound)?;
+        fresh_private_dir(&settings.config_dir).map_err(|source| DockerError::ConfigDir {
+            path: settings.config_dir.clone(),
+            source,
+        })?;
+        Ok(Self { docker, settings })
     }
 
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Result<Vec<u8>, DockerError> {
+    /// `program` with nothing of the launcher's environment.
+    fn command(&self, program: &Path) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env_clear()
+            .env("PATH", SAFE_PATH)
+            .env("HOME", &self.settings.config_dir)
+            .env("DOCKER_CONFIG", &self.settings.config_dir)
+            .env("DOCKER_HOST", &self.settings.host);
+        command
+    }
+
+    fn run(
+        &self,
+        args: &[&str],
+        stdin: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, DockerError> {
         let command = args.first().copied().unwrap_or_default().to_owned();
-        let mut child = Command::new(&self.docker)
-            .args(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
+        let mut process = self.command(&self.docker);
+        process.args(args);
+        let outcome = run_captured(process, stdin.map(str::as_bytes), timeout, MAX_OUTPUT)
             .map_err(|source| DockerError::Spawn {
                 command: command.clone(),
                 source,
             })?;
-        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            let _ = pipe.write_all(text.as_bytes());
-        }
-        let output = child
-            .wait_with_output()
-            .map_err(|source| DockerError::Spawn {
-                command: command.clone(),
-                source,
-            })?;
+        let Outcome::Exited(output) = outcome else {
+            return Err(DockerError::TimedOut {
+                command,
+                seconds: timeout.as_secs(),
+            });
+        };
         if output.status.success() {
             return Ok(output.stdout);
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim();
+        // One readable line, however much the program printed.
+        let mut stderr: String = last.chars().take(MAX_ERROR_CHARS).collect();
+        if stderr.len() < last.len() {
+            stderr.push_str("...");
+        }
         Err(DockerError::Failed {
             command,
             status: output.status.to_string(),
-            stderr: stderr
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .trim()
-                .to_owned(),
+            stderr,
         })
     }
 
     fn compose(&self) -> Result<Compose, DockerError> {
-        if self.run(&["compose", "version"], None).is_ok() {
+        if self
+            .run(&["compose", "version"], None, CALL_TIMEOUT)
+            .is_ok()
+        {
             return Ok(Compose::Plugin(self.docker.clone()));
         }
         find_program("docker-compose")
             .map(Compose::Standalone)
             .ok_or(DockerError::NoCompose)
     }
+}
+
+/// Removes whatever is at `path` (never following a symlink) and creates it empty, 0700.
+fn fresh_private_dir(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path)?,
+        Ok(_) => std::fs::remove_file(path)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    // `create`, not `create_all`: if something appeared in between, fail rather than use it.
+    std::fs::DirBuilder::new().mode(0o700).create(path)
 }
 
 impl Docker for ProcessDocker {
@@ -140,16 +211,26 @@ impl Docker for ProcessDocker {
                 "--password-stdin",
             ],
             Some(password),
+            CALL_TIMEOUT,
         )
         .map(|_| ())
     }
 
     fn pull(&self, image: &str) -> Result<(), DockerError> {
-        self.run(&["pull", "--quiet", image], None).map(|_| ())
+        self.run(
+            &["pull", "--quiet", image],
+            None,
+            self.settings.pull_timeout,
+        )
+        .map(|_| ())
     }
 
     fn inspect(&self, image: &str) -> Result<ImageInfo, DockerError> {
-        let out = self.run(&["image", "inspect", "--format", "{{json .}}", image], None)?;
+        let out = self.run(
+            &["image", "inspect", "--format", "{{json .}}", image],
+            None,
+            CALL_TIMEOUT,
+        )?;
         serde_json::from_slice(&out).map_err(|e| DockerError::Inspect {
             detail: e.to_string(),
         })
@@ -158,11 +239,11 @@ impl Docker for ProcessDocker {
     fn compose_up(&self, project: &str, file: &Path, detach: bool) -> Result<Command, DockerError> {
         let mut command = match self.compose()? {
             Compose::Plugin(docker) => {
-                let mut command = Command::new(docker);
+                let mut command = self.command(&docker);
                 command.arg("compose");
                 command
             }
-            Compose::Standalone(program) => Command::new(program),
+            Compose::Standalone(program) => self.command(&program),
         };
         command
             .arg("--project-name")

@@ -43,10 +43,10 @@ pub fn render(spec: &ImageSpec, resolution: &Resolution) -> Result<String, Image
                 read_capped(path, MAX_TEMPLATE_BYTES).map_err(|e| ImageLaunchError::Template {
                     path: path.display().to_string(),
                     detail: match e {
-                        CappedReadError::Io(source) => source.to_string(),
                         CappedReadError::TooLarge => {
                             format!("larger than {MAX_TEMPLATE_BYTES} bytes")
                         }
+                        other => other.to_string(),
                     },
                 })?;
             let text = String::from_utf8(bytes).map_err(|_| ImageLaunchError::Template {

@@ -12,7 +12,7 @@ use crate::config::{
     self, ConfigFormat, GitSpec, ImageSpec, LaunchConfig, LaunchMode, MeasurementSpec, WorkloadSpec,
 };
 use crate::digest::{CommitId, ImageDigest};
-use crate::docker::ProcessDocker;
+use crate::docker::{self, DockerError, DockerSettings, ProcessDocker};
 use crate::error::Error;
 use crate::git::{self, VerifiedCheckout};
 use crate::image_launch;
@@ -25,6 +25,7 @@ use crate::measure::{
 };
 use crate::platform::Platform;
 use crate::registry::{self, Credentials, Resolution};
+use crate::subprocess::{self, Outcome};
 use crate::tee_presence;
 use crate::work_dir::{Exposure, WorkDirError};
 use crate::workload::Workload;
@@ -44,6 +45,8 @@ pub struct Options {
     pub format: Option<ConfigFormat>,
     /// The docker CLI to use instead of the one on the system PATH.
     pub docker: Option<PathBuf>,
+    /// The launcher's private `DOCKER_CONFIG` instead of [`docker::DEFAULT_CONFIG_DIR`].
+    pub docker_config: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +70,10 @@ pub enum LaunchError {
     BashNotFound,
     #[error("INSTALL_CMD failed ({status}); not starting the workload")]
     InstallFailed { status: String },
+    #[error(
+        "INSTALL_CMD did not finish within {seconds}s (INSTALL_TIMEOUT / git.install_timeout); killed it and everything it started; not starting the workload"
+    )]
+    InstallTimedOut { seconds: u64 },
     #[error("cannot run INSTALL_CMD: {source}")]
     InstallSpawn { source: std::io::Error },
     #[error("cannot exec {program}: {source}")]
@@ -277,7 +284,17 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
             ..
         } => {
             // Everything that can fail without side effects fails before measuring.
-            let docker = ProcessDocker::locate(options.docker.as_deref())?;
+            let docker = ProcessDocker::locate(
+                options.docker.as_deref(),
+                DockerSettings {
+                    host: spec.docker_host.clone(),
+                    config_dir: options
+                        .docker_config
+                        .clone()
+                        .unwrap_or_else(|| PathBuf::from(docker::DEFAULT_CONFIG_DIR)),
+                    pull_timeout: spec.pull_timeout,
+                },
+            )?;
             let password = credentials.map(|c| c.password);
             let mut session = Session::start(backend, events, log)?;
             session.measure_before_ready(log)?;
@@ -294,10 +311,19 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
             session.measure_all(log)?;
             if spec.detach {
                 log.info(&format!("starting {} detached", spec.project));
-                let status = command.status().map_err(|source| LaunchError::Exec {
-                    program: PathBuf::from("docker"),
-                    source,
-                })?;
+                // `up --detach` returns once the containers are created; bounded all the same.
+                let outcome = subprocess::run_inherited(command, docker::DETACHED_UP_TIMEOUT)
+                    .map_err(|source| LaunchError::Exec {
+                        program: PathBuf::from("docker"),
+                        source,
+                    })?;
+                let Outcome::Exited(status) = outcome else {
+                    return Err(DockerError::TimedOut {
+                        command: "compose up --detach".into(),
+                        seconds: docker::DETACHED_UP_TIMEOUT.as_secs(),
+                    }
+                    .into());
+                };
                 return Ok(status.code().unwrap_or(1));
             }
             log.info(&format!("exec: compose up for project {}", spec.project));
@@ -482,10 +508,23 @@ fn workload_command(
         }
         LaunchMode::Commands { install, run } => {
             if let Some(install) = install {
-                log.info(&format!("running INSTALL_CMD in {}", target.display()));
-                let status = bash_with(&["-c".as_ref(), install.as_ref()])
-                    .status()
-                    .map_err(|source| LaunchError::InstallSpawn { source })?;
+                log.info(&format!(
+                    "running INSTALL_CMD in {} (at most {}s)",
+                    target.display(),
+                    spec.install_timeout.as_secs()
+                ));
+                let outcome = subprocess::run_group(
+                    bash_with(&["-c".as_ref(), install.as_ref()]),
+                    spec.install_timeout,
+                    bash,
+                )
+                .map_err(|source| LaunchError::InstallSpawn { source })?;
+                let Outcome::Exited(status) = outcome else {
+                    return Err(LaunchError::InstallTimedOut {
+                        seconds: spec.install_timeout.as_secs(),
+                    }
+                    .into());
+                };
                 if !status.success() {
                     return Err(LaunchError::InstallFailed {
                         status: status.to_string(),

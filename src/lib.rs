@@ -21,6 +21,8 @@ pub mod measure;
 pub mod plan;
 pub mod platform;
 pub mod registry;
+pub mod strict_json;
+pub mod subprocess;
 pub mod tdx_quote;
 pub mod tee_presence;
 pub mod verify;
@@ -97,6 +99,7 @@ fn dispatch(cli: Cli, log: &Logger) -> Result<i32, Error> {
             dstack_socket: global.dstack_socket.clone(),
             rtmr3_path: global.rtmr3_path.clone(),
             docker: global.docker.clone(),
+            docker_config: global.docker_config.clone(),
             format: global.format.map(|f| match f {
                 ConfigFormatArg::Line => ConfigFormat::Line,
                 ConfigFormatArg::Toml => ConfigFormat::Toml,

@@ -39,7 +39,7 @@ impl FakeDocker {
 echo "$*" >> {calls}
 case "$1" in
   login) cat > /dev/null; exit 0 ;;
-  pull) [ -n "$FAKE_PULL_FAIL" ] && {{ echo "pull denied" >&2; exit 1; }}; exit 0 ;;
+  pull) [ -e {pull_fail} ] && {{ echo "pull denied" >&2; exit 1; }}; exit 0 ;;
   image) cat {inspect} ;;
   compose)
     [ "$2" = version ] && {{ echo "Docker Compose version v2.fake"; exit 0; }}
@@ -50,7 +50,9 @@ case "$1" in
 esac
 "#,
                 calls = calls.display(),
-                inspect = inspect.display()
+                inspect = inspect.display(),
+                // A file, not a variable: docker runs with a cleared environment.
+                pull_fail = fx.path().join("pull-fail").display()
             ),
         )
         .unwrap();
@@ -115,6 +117,10 @@ impl Setup {
         self.fx
             .launcher()
             .args(["--docker", self.docker.script.to_str().unwrap()])
+            .args([
+                "--docker-config",
+                &self.fx.path().join("docker-config").display().to_string(),
+            ])
             .arg(config.to_str().unwrap())
             .run()
     }
@@ -219,12 +225,8 @@ fn engine_reporting_another_image_is_refused() {
 #[test]
 fn failed_pull_starts_nothing() {
     let s = setup();
-    let run =
-        s.fx.launcher()
-            .env("FAKE_PULL_FAIL", "1")
-            .args(["--docker", s.docker.script.to_str().unwrap()])
-            .arg(s.config("").to_str().unwrap())
-            .run();
+    s.fx.write("pull-fail", "");
+    let run = s.run(&s.config(""));
     run.fails(1, "pull denied");
     assert!(!s.docker.calls().iter().any(|c| c.starts_with("compose")));
     assert!(!s.measured().contains(&"trusted-launcher.ready".to_owned()));
@@ -275,6 +277,10 @@ fn login_takes_the_password_on_stdin() {
         s.fx.launcher()
             .env("REG_PW", "pa55word")
             .args(["--docker", s.docker.script.to_str().unwrap()])
+            .args([
+                "--docker-config",
+                &s.fx.path().join("docker-config").display().to_string(),
+            ])
             .arg(
                 s.config("username = \"robot\"\npassword_env = \"REG_PW\"\n")
                     .to_str()

@@ -1,7 +1,10 @@
 //! The git workload's section: where it comes from, how it starts, what environment it gets.
 
 use super::raw::{KeyNames, Located, RawConfig};
-use super::{Checker, DEFAULT_ENTRYPOINT, GitSpec, LaunchMode, Problem, ProblemKind, RelativePath};
+use super::{
+    Checker, DEFAULT_ENTRYPOINT, DEFAULT_INSTALL_TIMEOUT, GitSpec, LaunchMode, Problem,
+    ProblemKind, RelativePath,
+};
 use crate::workload_env::is_dangerous;
 use std::path::PathBuf;
 
@@ -43,6 +46,7 @@ pub(super) fn validate(
         .map(|v| check.env_names(v))
         .unwrap_or_default();
     let (pass_env, env) = environment(raw.pass_env, raw.env, &allow_env, keys, check);
+    let install_timeout = check.seconds(raw.install_timeout, DEFAULT_INSTALL_TIMEOUT);
 
     let launch = match (entrypoint, install, run) {
         (Some(entry), _, Some(run)) => {
@@ -89,6 +93,7 @@ pub(super) fn validate(
         allow_env,
         pass_env,
         env,
+        install_timeout: install_timeout?,
     })
 }
 

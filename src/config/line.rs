@@ -26,6 +26,7 @@ pub const KEYS: KeyNames = KeyNames {
     backend: "MEASUREMENT_BACKEND",
     dstack_socket: "DSTACK_SOCKET",
     rtmr3_path: "RTMR3_PATH",
+    install_timeout: "INSTALL_TIMEOUT",
 };
 
 /// Parses the line format into a raw config, collecting every problem.
@@ -113,6 +114,7 @@ fn assign(raw: &mut RawConfig, key: &str, value: String, line: usize) -> Result<
         k if k == KEYS.backend => (&mut raw.backend, KEYS.backend),
         k if k == KEYS.dstack_socket => (&mut raw.dstack_socket, KEYS.dstack_socket),
         k if k == KEYS.rtmr3_path => (&mut raw.rtmr3_path, KEYS.rtmr3_path),
+        k if k == KEYS.install_timeout => (&mut raw.install_timeout, KEYS.install_timeout),
         _ => {
             return Err(Problem::at(
                 line,

@@ -13,6 +13,7 @@ mod toml;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub use problem::{Problem, ProblemKind};
 pub use raw::RawConfig;
@@ -118,6 +119,10 @@ pub struct ImageSpec {
     pub compose_file: PathBuf,
     /// `up -d` and exit, instead of exec'ing `up` in the foreground.
     pub detach: bool,
+    /// The engine every docker call is sent to, as `DOCKER_HOST`; never from the environment.
+    pub docker_host: String,
+    /// Longest `docker pull` may take.
+    pub pull_timeout: Duration,
     pub service: ServiceSpec,
 }
 
@@ -137,6 +142,14 @@ pub struct ServiceSpec {
 }
 
 pub const DEFAULT_PROJECT: &str = "trusted-launcher";
+/// The engine when the config names none: the socket the launcher container mounts.
+pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+/// `docker pull` of a large image over a slow link; a stuck registry still ends.
+pub const DEFAULT_PULL_TIMEOUT: Duration = Duration::from_secs(600);
+/// `INSTALL_CMD` (dependency installs, builds); a hung one still ends.
+pub const DEFAULT_INSTALL_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Upper bound of every configurable timeout: a week.
+const MAX_TIMEOUT_SECONDS: u64 = 7 * 24 * 3600;
 pub const DEFAULT_COMPOSE_FILE: &str = "/run/trusted-launcher/compose.yaml";
 
 /// The platform an index is resolved for when the config names none.
@@ -168,6 +181,8 @@ pub struct GitSpec {
     pub pass_env: Vec<String>,
     /// Fixed values for the workload's environment, in both modes (TOML only).
     pub env: Vec<(String, String)>,
+    /// Longest `INSTALL_CMD` may run; then its whole process group is killed.
+    pub install_timeout: Duration,
 }
 
 /// How the workload is started inside the checkout.
@@ -190,6 +205,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("config {path} is a {kind}, not a regular file; refusing to wait on it")]
+    NotRegular { path: PathBuf, kind: &'static str },
     #[error("config {path} is larger than {max} bytes")]
     TooLarge { path: PathBuf, max: u64 },
     #[error("config {path} is not valid UTF-8")]
@@ -269,6 +286,10 @@ fn read_config(path: &Path) -> Result<Vec<u8>, ConfigError> {
         CappedReadError::Io(source) => ConfigError::Read {
             path: path.to_owned(),
             source,
+        },
+        CappedReadError::NotRegular(kind) => ConfigError::NotRegular {
+            path: path.to_owned(),
+            kind,
         },
         CappedReadError::TooLarge => ConfigError::TooLarge {
             path: path.to_owned(),
@@ -381,6 +402,11 @@ fn validate_image(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSpec> {
             .and_then(|v| check.non_empty(v))
             .map(|v| PathBuf::from(v.value))
     };
+    let docker_host = match raw.docker_host.and_then(|v| check.non_empty(v)) {
+        Some(v) => check.parsed(&v, docker_host),
+        None => Some(DEFAULT_DOCKER_HOST.to_owned()),
+    };
+    let pull_timeout = check.seconds(raw.pull_timeout, DEFAULT_PULL_TIMEOUT);
     let compose_template = path(check, raw.compose_template);
     let ca_file = path(check, raw.ca_file);
     let compose_file =
@@ -414,12 +440,27 @@ fn validate_image(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSpec> {
         compose_template,
         compose_file,
         detach: raw.detach.is_some_and(|v| v.value),
+        docker_host: docker_host?,
+        pull_timeout: pull_timeout?,
         service: ServiceSpec {
             dstack_socket: raw.dstack_socket.is_some_and(|v| v.value),
             docker_socket: raw.docker_socket.is_some_and(|v| v.value),
             ..service
         },
     })
+}
+
+/// `DOCKER_HOST` as the docker CLI reads it: a unix socket, TCP, or SSH endpoint.
+fn docker_host(text: &str) -> Result<String, &'static str> {
+    let valid = ["unix:///", "tcp://", "ssh://"].iter().any(|scheme| {
+        text.strip_prefix(scheme)
+            .is_some_and(|rest| !rest.is_empty() && !rest.chars().any(char::is_whitespace))
+    });
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err("must be unix:///<socket path>, tcp://<host>:<port> or ssh://<host>")
+    }
 }
 
 /// A compose project name: lowercase letters, digits, `-` and `_`, starting alphanumeric.
@@ -687,6 +728,20 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+
+    /// A timeout in whole seconds, 1 to a week; `default` when not set.
+    fn seconds(&mut self, value: Option<Located<String>>, default: Duration) -> Option<Duration> {
+        let Some(value) = value.and_then(|v| self.non_empty(v)) else {
+            return Some(default);
+        };
+        self.parsed(&value, |text| {
+            text.parse::<u64>()
+                .ok()
+                .filter(|s| (1..=MAX_TIMEOUT_SECONDS).contains(s) && !text.starts_with('+'))
+                .map(Duration::from_secs)
+                .ok_or("must be a whole number of seconds from 1 to 604800")
+        })
     }
 
     fn image_digest(&mut self, value: &Located<String>) -> Option<ImageDigest> {

@@ -29,6 +29,8 @@ pub struct RawConfig {
     pub backend: Option<Located<String>>,
     pub dstack_socket: Option<Located<String>>,
     pub rtmr3_path: Option<Located<String>>,
+    /// Seconds, as written (TOML: an integer).
+    pub install_timeout: Option<Located<String>>,
     /// Line of the `[git]` table (TOML); the line format is always git.
     pub git_section: Option<usize>,
     pub image: Option<RawImage>,
@@ -60,6 +62,9 @@ pub struct RawImage {
     pub restart: Option<Located<String>>,
     pub dstack_socket: Option<Located<bool>>,
     pub docker_socket: Option<Located<bool>>,
+    pub docker_host: Option<Located<String>>,
+    /// Seconds, as written (an integer).
+    pub pull_timeout: Option<Located<String>>,
 }
 
 /// How a format names each field, so messages use the spelling the user wrote.
@@ -80,4 +85,5 @@ pub struct KeyNames {
     pub backend: &'static str,
     pub dstack_socket: &'static str,
     pub rtmr3_path: &'static str,
+    pub install_timeout: &'static str,
 }

@@ -31,6 +31,7 @@ pub const KEYS: KeyNames = KeyNames {
     backend: "measurement.backend",
     dstack_socket: "measurement.dstack_socket",
     rtmr3_path: "measurement.rtmr3_path",
+    install_timeout: "git.install_timeout",
 };
 
 /// Parses TOML into a raw config, collecting every problem.
@@ -70,6 +71,7 @@ pub fn parse(text: &str) -> (RawConfig, Vec<Problem>) {
         raw.allow_env = reader.strings(&mut git, "allow_env", KEYS.allow_env);
         raw.pass_env = reader.strings(&mut git, "pass_env", KEYS.pass_env);
         raw.env = reader.string_map(&mut git, "env", "git.env");
+        raw.install_timeout = reader.integer(&mut git, "install_timeout", KEYS.install_timeout);
         reader.unknown_keys(git, "git.");
     }
     let image_line = root.get("image").map(|v| line_of(text, v.span.start));
@@ -94,6 +96,8 @@ pub fn parse(text: &str) -> (RawConfig, Vec<Problem>) {
             ),
             compose_file: reader.string(&mut image, "compose_file", "image.compose_file"),
             detach: reader.boolean(&mut image, "detach", "image.detach"),
+            docker_host: reader.string(&mut image, "docker_host", "image.docker_host"),
+            pull_timeout: reader.integer(&mut image, "pull_timeout", "image.pull_timeout"),
             ..RawImage::default()
         });
         if let (Some(raw_image), Some(mut service)) =
@@ -200,6 +204,32 @@ impl<'de> Reader<'de, '_> {
             ProblemKind::WrongType {
                 key: key.to_owned(),
                 expected: "true or false",
+            },
+        ));
+        None
+    }
+
+    /// An integer, kept as its decimal text: validation checks the range for both formats.
+    fn integer(
+        &mut self,
+        table: &mut Table<'de>,
+        name: &str,
+        key: &'static str,
+    ) -> Option<Located<String>> {
+        let mut value = table.remove(name)?;
+        let line = self.line(&value);
+        if let ValueInner::Integer(number) = value.take() {
+            return Some(Located {
+                key,
+                line,
+                value: number.to_string(),
+            });
+        }
+        self.problems.push(Problem::at(
+            line,
+            ProblemKind::WrongType {
+                key: key.to_owned(),
+                expected: "an integer",
             },
         ));
         None

@@ -17,6 +17,7 @@ pub use command::{SAFE_PATH, find_program};
 pub use objects::{EntryKind, TreeEntry};
 
 use crate::approval::Approved;
+use crate::capped_read::kind_name;
 use crate::digest::{CommitId, ObjectFormat};
 use crate::hex;
 use crate::log::Logger;
@@ -80,6 +81,10 @@ pub enum GitError {
     MalformedObject { oid: String, detail: String },
     #[error("reading objects from git failed: {detail}")]
     ObjectStream { detail: String },
+    #[error(
+        "{} in the reused object store is a {kind}, not a regular file (git would block on it); remove WORK_DIR to start clean", path.display()
+    )]
+    SpecialFile { path: PathBuf, kind: &'static str },
     #[error("HEAD is {actual}, expected {expected}")]
     HeadMismatch { expected: String, actual: String },
     #[error("working tree does not match the commit: {} {detail} (if this persists, the reused object store is corrupt: remove WORK_DIR to start clean)", path.display())]
@@ -236,6 +241,7 @@ fn prepare_work_dir(
                 git_dir.display()
             ));
             scrub_git_dir(&git_dir).map_err(io)?;
+            require_plain_store(&git_dir)?;
         }
         Ok(_) => return Err(GitError::GitDirNotDirectory { path: git_dir }),
         Err(_) => {
@@ -291,6 +297,45 @@ fn scrub_git_dir(git_dir: &Path) -> std::io::Result<()> {
     let objects = git_dir.join("objects");
     if let Ok(meta) = fs::symlink_metadata(objects.join("info")) {
         remove(&objects.join("info"), meta.is_dir())?;
+    }
+    Ok(())
+}
+
+/// Refuses a reused object store holding anything but directories and regular files. git
+/// opens loose objects, packs and `shallow` with a blocking `open` and no timeout: a FIFO
+/// there hangs it (and the launcher, after the config and workload are measured); a symlink
+/// could lead to one. Checked before any git command reads the store.
+fn require_plain_store(git_dir: &Path) -> Result<(), GitError> {
+    let special = |path: &Path, kind: &'static str| GitError::SpecialFile {
+        path: path.to_owned(),
+        kind,
+    };
+    let io = |source| GitError::WorkDir {
+        path: git_dir.to_owned(),
+        source,
+    };
+    let shallow = git_dir.join("shallow");
+    if let Ok(meta) = fs::symlink_metadata(&shallow) {
+        if !meta.is_file() {
+            return Err(special(&shallow, kind_name(meta.file_type())));
+        }
+    }
+    let mut pending = vec![git_dir.join("objects")];
+    while let Some(dir) = pending.pop() {
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(e)),
+        };
+        for item in entries {
+            let item = item.map_err(io)?;
+            let kind = item.file_type().map_err(io)?;
+            if kind.is_dir() {
+                pending.push(item.path());
+            } else if !kind.is_file() {
+                return Err(special(&item.path(), kind_name(kind)));
+            }
+        }
     }
     Ok(())
 }

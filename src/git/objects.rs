@@ -9,6 +9,10 @@
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+use std::time::Duration;
 
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
@@ -101,13 +105,20 @@ pub fn object_id(format: ObjectFormat, kind: &str, content: &[u8]) -> Vec<u8> {
     hasher.finish()
 }
 
-/// A running `git cat-file --batch-command`.
+/// Longest one reader may run: it reads a reused object store, where a file could block
+/// `git` (a FIFO planted after the store was checked), and a read from it has no timeout.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A running `git cat-file --batch-command`, killed by a watchdog after [`READ_TIMEOUT`].
 #[derive(Debug)]
 pub struct ObjectReader {
-    child: Child,
+    child: Arc<Mutex<Child>>,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
     format: ObjectFormat,
+    /// Dropping it stops the watchdog.
+    _watchdog: mpsc::Sender<()>,
+    expired: Arc<AtomicBool>,
 }
 
 impl ObjectReader {
@@ -129,16 +140,42 @@ impl ObjectReader {
                 detail: "cat-file pipes unavailable".into(),
             });
         };
+        let child = Arc::new(Mutex::new(child));
+        let expired = Arc::new(AtomicBool::new(false));
+        let (watchdog, stop) = mpsc::channel::<()>();
+        let (watched, flag) = (Arc::clone(&child), Arc::clone(&expired));
+        thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(READ_TIMEOUT) {
+                flag.store(true, Ordering::SeqCst);
+                // Closing git's end of the pipes wakes the blocked read with EOF.
+                if let Ok(mut child) = watched.lock() {
+                    let _ = child.kill();
+                }
+            }
+        });
         Ok(Self {
             child,
             stdin,
             stdout: BufReader::new(stdout),
             format,
+            _watchdog: watchdog,
+            expired,
         })
     }
 
     /// Reads the whole tree of `commit`, or reports the first missing object.
     pub fn read_commit(&mut self, commit: &CommitId) -> Result<Lookup, GitError> {
+        let result = self.read_tree_of(commit);
+        if self.expired.load(Ordering::SeqCst) {
+            return Err(GitError::TimedOut {
+                command: "cat-file --batch-command".into(),
+                seconds: READ_TIMEOUT.as_secs(),
+            });
+        }
+        result
+    }
+
+    fn read_tree_of(&mut self, commit: &CommitId) -> Result<Lookup, GitError> {
         let Some(content) = self.verified(commit.as_bytes(), "commit")? else {
             return Ok(Lookup::Missing(commit.to_string()));
         };
@@ -254,8 +291,10 @@ fn stream_error(error: &std::io::Error) -> GitError {
 
 impl Drop for ObjectReader {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Ok(mut child) = self.child.lock() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! type, mode and content hash, and nothing else beside `.git`.
 
 use std::collections::HashSet;
-use std::fs::{self, File};
+use std::fs;
 use std::io::Read as _;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::PermissionsExt as _;
@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::GitError;
 use super::objects::{EntryKind, ObjectHasher, TreeEntry, object_id};
+use crate::capped_read::CappedReadError;
 use crate::digest::ObjectFormat;
 
 /// Checks `root` against `entries`; returns the number of files and symlinks checked.
@@ -80,7 +81,9 @@ pub fn verify_tracked(
 
 fn blob_id(path: &Path, len: u64, format: ObjectFormat) -> std::io::Result<Vec<u8>> {
     let mut hasher = ObjectHasher::new(format, "blob", len);
-    let mut file = File::open(path)?;
+    // Opened without blocking and checked on the descriptor: the path was a regular file a
+    // moment ago, but another writer on a shared volume may have swapped in a FIFO.
+    let mut file = crate::capped_read::open_regular(path).map_err(CappedReadError::into_io)?;
     let mut buffer = vec![0u8; 64 * 1024];
     let mut total = 0u64;
     loop {

@@ -1,7 +1,6 @@
 //! The launcher's own event log: JSON lines in dstack's entry format, plus the boot they
 //! belong to. It is the record for `nontee` (local) and `tdx-sysfs`, where no agent keeps one.
 
-use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -10,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::event::{EVENT_TYPE, Event, digest_hex};
 use super::replay::last_launch;
 use super::{MeasureError, Measurer};
-use crate::capped_read::{CappedReadError, read_capped};
+use crate::capped_read::{CappedReadError, open_regular_append, read_capped};
 use crate::hex;
 
 /// The kernel's id of this boot: entries of earlier boots are not this boot's measurements.
@@ -85,11 +84,7 @@ impl LocalEventLog {
         let mut line = serde_json::to_vec(&LogEntry::of(event, self.boot_id.as_deref()))
             .map_err(|e| io(std::io::Error::other(e)))?;
         line.push(b'\n');
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(io)?;
+        let mut file = open_regular_append(&self.path).map_err(|e| io(e.into_io()))?;
         // One write of a whole line: concurrent appenders never interleave within an entry.
         file.write_all(&line).map_err(io)?;
         file.sync_all().map_err(io)
@@ -102,13 +97,13 @@ impl LocalEventLog {
         };
         let bytes = match read_capped(&self.path, MAX_LOG_BYTES) {
             Ok(bytes) => bytes,
-            Err(CappedReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(error) if error.is_not_found() => {
                 return Ok(Vec::new());
             }
-            Err(CappedReadError::Io(source)) => {
+            Err(error @ (CappedReadError::Io(_) | CappedReadError::NotRegular(_))) => {
                 return Err(MeasureError::EventLog {
                     path: self.path.clone(),
-                    source,
+                    source: error.into_io(),
                 });
             }
             Err(CappedReadError::TooLarge) => {

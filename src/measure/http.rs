@@ -7,7 +7,9 @@
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs as _};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -43,6 +45,8 @@ pub enum HttpError {
         endpoint: Endpoint,
         source: std::io::Error,
     },
+    #[error("cannot connect to {endpoint} within {seconds}s (the socket accepts no connection)")]
+    ConnectTimedOut { endpoint: Endpoint, seconds: u64 },
     #[error("no answer from {endpoint} within {seconds}s")]
     TimedOut { endpoint: Endpoint, seconds: u64 },
     #[error("talking to {endpoint}: {source}")]
@@ -88,7 +92,7 @@ pub fn post_json(
         source,
     };
     let mut stream: Box<dyn Stream> = match endpoint {
-        Endpoint::Unix(path) => Box::new(UnixStream::connect(path).map_err(connect_error)?),
+        Endpoint::Unix(path) => Box::new(connect_unix(endpoint, path, timeout)?),
         Endpoint::Tcp(address) => {
             let target = address
                 .to_socket_addrs()
@@ -118,6 +122,38 @@ pub fn post_json(
         .and_then(|()| stream.flush())
         .map_err(|source| call.io(source))?;
     call.read_response(&mut *stream, max_body)
+}
+
+/// `UnixStream::connect` has no timeout, and blocks while the listener's accept backlog is
+/// full (unix(7): a stream socket's connect waits for room in the backlog unless the socket
+/// is non-blocking). It runs on a helper thread; past the deadline that thread is abandoned
+/// (it ends when the connect does) and the caller fails, naming the socket.
+fn connect_unix(
+    endpoint: &Endpoint,
+    path: &Path,
+    timeout: Duration,
+) -> Result<UnixStream, HttpError> {
+    let (sender, receiver) = mpsc::channel();
+    let target = path.to_owned();
+    thread::Builder::new()
+        .name("agent-connect".into())
+        .spawn(move || {
+            let _ = sender.send(UnixStream::connect(target));
+        })
+        .map_err(|source| HttpError::Connect {
+            endpoint: endpoint.clone(),
+            source,
+        })?;
+    match receiver.recv_timeout(timeout) {
+        Ok(result) => result.map_err(|source| HttpError::Connect {
+            endpoint: endpoint.clone(),
+            source,
+        }),
+        Err(_) => Err(HttpError::ConnectTimedOut {
+            endpoint: endpoint.clone(),
+            seconds: timeout.as_secs(),
+        }),
+    }
 }
 
 struct Call<'a> {

@@ -103,7 +103,7 @@ pub enum MeasureError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot write event log {path}: {source}")]
+    #[error("cannot use event log {path}: {source}")]
     EventLog {
         path: PathBuf,
         source: std::io::Error,

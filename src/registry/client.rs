@@ -362,6 +362,9 @@ impl Client {
 }
 
 /// The web roots plus every certificate in the PEM file `path`.
+/// A CA bundle is a few certificates; the web's whole root set is ~200 KiB of PEM.
+const MAX_CA_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
 fn tls_with_ca(path: &Path) -> Result<Arc<rustls::ClientConfig>, RegistryError> {
     let bad = |detail: String| RegistryError::CaFile {
         path: path.display().to_string(),
@@ -370,8 +373,14 @@ fn tls_with_ca(path: &Path) -> Result<Arc<rustls::ClientConfig>, RegistryError> 
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
+    let pem = crate::capped_read::read_capped(path, MAX_CA_FILE_BYTES).map_err(|e| match e {
+        crate::capped_read::CappedReadError::TooLarge => {
+            bad(format!("is larger than {MAX_CA_FILE_BYTES} bytes"))
+        }
+        other => bad(other.to_string()),
+    })?;
     let mut added = 0;
-    for certificate in CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))? {
+    for certificate in CertificateDer::pem_slice_iter(&pem) {
         let certificate = certificate.map_err(|e| bad(e.to_string()))?;
         roots.add(certificate).map_err(|e| bad(e.to_string()))?;
         added += 1;

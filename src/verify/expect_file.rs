@@ -71,6 +71,10 @@ impl ExpectFile {
                 path: path.to_owned(),
                 max: MAX_EXPECT_FILE_BYTES,
             },
+            not_regular @ CappedReadError::NotRegular(_) => ExpectFileError::Read {
+                path: path.to_owned(),
+                source: std::io::Error::other(not_regular.to_string()),
+            },
         })?;
         let text = String::from_utf8(bytes).map_err(|_| ExpectFileError::NotUtf8 {
             path: path.to_owned(),

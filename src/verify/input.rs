@@ -42,7 +42,10 @@ pub fn read_source(path: &Path) -> Result<Vec<u8>, String> {
             .take(MAX_INPUT_BYTES + 1)
             .read_to_end(&mut bytes)
     } else {
-        std::fs::File::open(path).and_then(|f| f.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes))
+        // A FIFO or device given as evidence is refused, not waited on.
+        crate::capped_read::open_regular(path)
+            .map_err(crate::capped_read::CappedReadError::into_io)
+            .and_then(|f| f.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes))
     };
     result.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if bytes.len() as u64 > MAX_INPUT_BYTES {

@@ -49,6 +49,7 @@ password_env = "E2E_REGISTRY_SECRET"
 project = "e2e-$1"
 compose_template = "$W/template.yaml"
 compose_file = "$W/$1.compose.yaml"
+docker_host = "$DOCKER_HOST"
 ${3:-}
 [image.service]
 ${4:-}
@@ -57,8 +58,10 @@ CONFIG
 }
 
 launch() { # CONFIG-PATH OUT-FILE: run the launcher; return its exit code
+  # docker gets nothing of this environment: the engine comes from docker_host, the compose
+  # plugin from a system plugin dir (setup.sh), DOCKER_CONFIG is the launcher's own.
   E2E_REGISTRY_SECRET=$REGISTRY_PASSWORD timeout 120 "$BIN" --platform nontee \
-    --event-log "$W/events.jsonl" run "$1" >"$2" 2>&1
+    --event-log "$W/events.jsonl" --docker-config "$W/launcher-docker-config" run "$1" >"$2" 2>&1
 }
 events() { [ -f "$W/events.jsonl" ] && wc -l <"$W/events.jsonl" || echo 0; }
 hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }

@@ -10,7 +10,10 @@
 # (its own source list, lists dir and cache; the system's apt sources and lists are not
 # touched), extracts it with `dpkg-deb -x` and keeps it at
 #   $E2E_CACHE/cli-plugins/docker-compose     (E2E_CACHE default /var/cache/trusted-launcher-e2e)
-# start.sh links it into each work dir's $DOCKER_CONFIG/cli-plugins/.
+# start.sh links it into each work dir's $DOCKER_CONFIG/cli-plugins/, and this script into
+# /usr/local/lib/docker/cli-plugins/ unless a system plugin dir already holds one: the
+# launcher runs docker with its own empty DOCKER_CONFIG, so it finds compose only in the
+# system dirs (docker/cli cli-plugins/manager/manager_unix.go, defaultSystemPluginDirs).
 #
 # Idempotent and quiet: prints nothing when all is there; on failure prints the log.
 # Needs root (apt-get). Bounded: every network step runs under `timeout`.
@@ -122,4 +125,15 @@ if ! plugin_ok; then
   install -m 0755 "$src" "$PLUGIN.tmp"
   mv -f "$PLUGIN.tmp" "$PLUGIN"
   plugin_ok || die "compose plugin does not run: $("$PLUGIN" version 2>&1 | head -n3)"
+fi
+
+# The system plugin dir the launcher's docker calls search (their DOCKER_CONFIG is empty).
+system_plugin=""
+for dir in /usr/local/lib/docker/cli-plugins /usr/local/libexec/docker/cli-plugins \
+  /usr/lib/docker/cli-plugins /usr/libexec/docker/cli-plugins; do
+  [ -x "$dir/docker-compose" ] && { system_plugin="$dir/docker-compose"; break; }
+done
+if [ -z "$system_plugin" ]; then
+  mkdir -p /usr/local/lib/docker/cli-plugins
+  ln -sf "$PLUGIN" /usr/local/lib/docker/cli-plugins/docker-compose
 fi
