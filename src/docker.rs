@@ -88,6 +88,11 @@ pub const DETACHED_UP_TIMEOUT: Duration = Duration::from_secs(600);
 pub const MAX_OUTPUT: u64 = 1024 * 1024;
 /// What of docker's last stderr line goes into an error message.
 const MAX_ERROR_CHARS: usize = 512;
+/// An empty file in the private directory, given to compose as `--env-file`. Without it,
+/// compose reads `.env` from the compose file's directory, which can set `DOCKER_HOST`,
+/// `COMPOSE_FILE` and the values `${VAR}` in the document interpolates (docker docs,
+/// "Environment file"; `--env-file` replaces that default).
+pub const EMPTY_ENV_FILE: &str = "empty.env";
 /// The launcher's private docker config directory when the command line names none: on
 /// the launcher container's own `/run` (a tmpfs in the examples), never a shared volume.
 pub const DEFAULT_CONFIG_DIR: &str = "/run/trusted-launcher/docker-config";
@@ -111,10 +116,12 @@ impl ProcessDocker {
             .or_else(|| find_program("docker"))
             .filter(|path| path.is_file())
             .ok_or(DockerError::NotFound)?;
-        fresh_private_dir(&settings.config_dir).map_err(|source| DockerError::ConfigDir {
+        let io = |source| DockerError::ConfigDir {
             path: settings.config_dir.clone(),
             source,
-        })?;
+        };
+        fresh_private_dir(&settings.config_dir).map_err(io)?;
+        std::fs::write(settings.config_dir.join(EMPTY_ENV_FILE), b"").map_err(io)?;
         Ok(Self { docker, settings })
     }
 
@@ -248,6 +255,8 @@ impl Docker for ProcessDocker {
         command
             .arg("--project-name")
             .arg(project)
+            .arg("--env-file")
+            .arg(self.settings.config_dir.join(EMPTY_ENV_FILE))
             .arg("--file")
             .arg(file)
             .arg("up");

@@ -148,8 +148,14 @@ fn pulls_confirms_renders_measures_and_execs_compose() {
          volumes = [\"data:/data\", \"/srv/in:/in:ro\"]\n",
     );
     let run = s.run(&config);
+    // Compose reads no `.env` beside the compose file: an empty one of the launcher's own
+    // replaces it (a `.env` can set DOCKER_HOST and COMPOSE_FILE for compose).
+    let env_file = s.fx.path().join("docker-config/empty.env");
     run.success()
-        .stdout_has("COMPOSE-UP compose --project-name trusted-launcher --file")
+        .stdout_has(&format!(
+            "COMPOSE-UP compose --project-name trusted-launcher --env-file {} --file",
+            env_file.display()
+        ))
         .stdout_has(&format!("    image: \"{}\"", s.approved_image()))
         .stdout_has("    environment: {\"MODE\":\"prod $$HOME\"}")
         .stdout_has("      - no-new-privileges:true")
@@ -157,6 +163,7 @@ fn pulls_confirms_renders_measures_and_execs_compose() {
         // compose refuses an undeclared named volume: declared by its own name, binds not
         .stdout_has("\nvolumes: {\"data\":{\"name\":\"data\"}}\n")
         .stderr_has("image verified");
+    assert_eq!(std::fs::read(&env_file).unwrap(), b"");
     let calls = s.docker.calls();
     assert_eq!(calls[0], format!("pull --quiet {}", s.approved_image()));
     assert_eq!(
@@ -259,7 +266,7 @@ fn detached_runs_compose_up_detach_and_returns() {
         .answer_inspect(&s.approved_image(), &s.image.config_digest());
     let run = s.run(&s.config("detach = true\nproject = \"svc\"\n"));
     run.success()
-        .stdout_has("COMPOSE-UP compose --project-name svc --file")
+        .stdout_has("COMPOSE-UP compose --project-name svc --env-file")
         .stdout_has("up --detach --remove-orphans")
         .stderr_has("starting svc detached");
     assert_eq!(s.measured().len(), 4);

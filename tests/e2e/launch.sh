@@ -36,7 +36,13 @@ services:
     cap_add: {{ cap_add }}
     security_opt:
       - no-new-privileges:true
+    labels:
+      e2e.dotenv: "${E2E_DOTENV:-clean}"
 TEMPLATE
+# A `.env` beside the compose files, as a writer of that directory could plant it: compose
+# reads it by default for interpolation (and DOCKER_HOST, COMPOSE_FILE, ...). The launcher
+# hands compose an empty --env-file of its own instead, so the label stays "clean".
+echo "E2E_DOTENV=planted" >"$W/.env"
 
 # config NAME DIGEST [extra [image] lines] [extra [image.service] lines]
 config() {
@@ -74,6 +80,11 @@ if launch "$c" "$W/1.out" && grep -q "E2E-MARKER $MULTI_AMD64_MARKER" "$W/1.out"
   && grep -q "\"event_payload\":\"$(hex "oci:$MULTI_INDEX_DIGEST")\"" "$W/events.jsonl"; then
   pass "index digest pinned: pulled, confirmed, compose up, measured oci:$MULTI_INDEX_DIGEST"
 else fail "index digest pinned" "$W/1.out"; fi
+# The planted .env is what plain compose would read; the launcher's run did not.
+if docker compose -f "$W/pinned.compose.yaml" config 2>/dev/null | grep -q "e2e.dotenv: planted" \
+  && [ "$(docker inspect -f '{{index .Config.Labels "e2e.dotenv"}}' e2e-pinned-workload)" = clean ]; then
+  pass "a planted .env beside the compose file is ignored (plain compose would read it)"
+else fail "planted .env ignored"; fi
 
 # 2. The approved list moves to another digest: the newest entry runs (no command: null).
 printf '{"approved_hashes":["%s","%s"]}' "$OTHER_DIGEST" "$MULTI_INDEX_DIGEST" >"$W/approved.json"
