@@ -160,7 +160,7 @@ expect "workload is a sibling (its own compose project)" \
 expect "workload has neither socket" no_sockets whoami-workload
 expect "launcher logged in and verified the image" has "$D/launcher.log" "image verified: $IMAGE_REPO@$OTHER_DIGEST"
 expect_measured "$D" "oci:$OTHER_DIGEST"
-verdict "image mode, tee: approved list on the volume -> sibling $OTHER_MARKER, launcher exit 0, 3 events in RTMR3" \
+verdict "image mode, tee: approved list on the volume -> sibling $OTHER_MARKER, launcher exit 0, config, workload, compose, ready in RTMR3" \
   "$D/launcher.log" "$D/create.log" "$D/up.log" "$D/workload.log"
 docker rm -f whoami-workload >/dev/null 2>&1
 
