@@ -13,6 +13,7 @@ pub mod digest;
 pub mod docker;
 pub mod error;
 pub mod git;
+pub mod git_launch;
 pub mod hex;
 pub mod image_launch;
 pub mod launch;

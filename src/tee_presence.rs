@@ -8,12 +8,18 @@
 //! while the quote still ends with the earlier launch. So they are refused or ignored
 //! wherever this module finds that measurement is possible.
 
+use std::ffi::OsString;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::measure::dstack::DEFAULT_SOCKETS;
+use crate::config::MeasurementSpec;
+use crate::error::Error;
+use crate::log::Logger;
+use crate::measure::BackendChoice;
+use crate::measure::dstack::{DEFAULT_SOCKETS, SIMULATOR_ENV};
 use crate::measure::http::{Endpoint, post_json};
+use crate::platform::Platform;
 
 /// The TDX guest driver's character device (in-tree driver, and dstack's v0.5.x module).
 pub const TDX_GUEST_DEVICE: &str = "/dev/tdx_guest";
@@ -96,6 +102,55 @@ pub fn nontee_refusal(
     }
     answering_agent(configured_socket)
         .map(|path| format!("a dstack agent answers at {}", path.display()))
+}
+
+/// Keeps the environment from weakening tee mode. `nontee` is refused wherever measurement
+/// is possible (the config asks for a TEE, a TDX guest, an answering agent), and
+/// `DSTACK_SIMULATOR_ENDPOINT` is honoured only where neither a TDX guest nor an agent at a
+/// default socket is found. Returns the simulator endpoint to use, if any.
+pub fn guard(
+    platform: Platform,
+    platform_source: &str,
+    spec: &MeasurementSpec,
+    configured_socket: Option<&Path>,
+    log: &Logger,
+) -> Result<Option<OsString>, Error> {
+    if platform == Platform::Nontee {
+        let config_asks = match (spec.backend, &spec.dstack_socket) {
+            (Some(backend), _) if backend != BackendChoice::Local => {
+                Some(format!("the config names measurement backend {backend}"))
+            }
+            (_, Some(socket)) => Some(format!(
+                "the config names the dstack agent socket {}",
+                socket.display()
+            )),
+            _ => None,
+        };
+        if let Some(reason) = nontee_refusal(config_asks, configured_socket) {
+            return Err(Error::Usage(format!(
+                "refusing nontee (from {platform_source}): {reason}; nontee measures nothing into RTMR3 and is only for machines without a TEE"
+            )));
+        }
+        return Ok(None);
+    }
+    let Some(endpoint) = std::env::var_os(SIMULATOR_ENV) else {
+        return Ok(None);
+    };
+    if configured_socket.is_some() {
+        return Ok(None);
+    }
+    let real = tdx_guest().or_else(|| {
+        answering_default_agent()
+            .map(|path| format!("a dstack agent answers at {}", path.display()))
+    });
+    if let Some(reason) = real {
+        log.warn(&format!(
+            "ignoring {SIMULATOR_ENV}={}: {reason}",
+            endpoint.to_string_lossy()
+        ));
+        return Ok(None);
+    }
+    Ok(Some(endpoint))
 }
 
 #[cfg(test)]
