@@ -5,6 +5,7 @@
 //! in one go.
 
 mod git;
+mod image;
 mod line;
 mod problem;
 mod raw;
@@ -23,7 +24,7 @@ use crate::capped_read::{CappedReadError, read_capped};
 use crate::digest::{CommitId, ImageDigest, Sha256Digest};
 use crate::measure::BackendChoice;
 use crate::registry::{ImageReference, Platform};
-use raw::{KeyNames, Located, RawImage};
+use raw::{KeyNames, Located};
 
 /// Configs are small; anything larger is not a config.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
@@ -325,7 +326,7 @@ fn validate(
             git::validate(raw, keys, &mut check).map(|spec| WorkloadSpec::Git(Box::new(spec)))
         }
         (None, Some(image)) => {
-            validate_image(image, &mut check).map(|spec| WorkloadSpec::Image(Box::new(spec)))
+            image::validate(image, &mut check).map(|spec| WorkloadSpec::Image(Box::new(spec)))
         }
     };
     if check.problems.len() > before {
@@ -350,265 +351,6 @@ fn measurement(raw: &mut RawConfig, check: &mut Checker<'_>) -> MeasurementSpec 
         dstack_socket: path(check, raw.dstack_socket.take()),
         rtmr3_path: path(check, raw.rtmr3_path.take()),
     }
-}
-
-fn validate_image(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSpec> {
-    let before = check.problems.len();
-    let reference = check
-        .required(raw.reference, "image.reference")
-        .and_then(|v| check.parsed(&v, ImageReference::parse));
-    let digest = check
-        .required(raw.digest, "image.digest")
-        .and_then(|v| check.image_digest(&v));
-    let override_digest = raw
-        .override_digest
-        .and_then(|v| check.non_empty(v))
-        .and_then(|v| check.image_digest(&v));
-    let platform = match raw.platform.and_then(|v| check.non_empty(v)) {
-        Some(v) => check.parsed(&v, Platform::parse),
-        None => Platform::parse(DEFAULT_PLATFORM).ok(),
-    };
-    let approved_list = raw
-        .approved_list
-        .and_then(|v| check.non_empty(v))
-        .map(|v| PathBuf::from(v.value));
-    let username = raw
-        .username
-        .and_then(|v| check.non_empty(v))
-        .map(|v| v.value);
-    let password_env = raw
-        .password_env
-        .and_then(|v| check.non_empty(v))
-        .and_then(|v| {
-            if is_env_name(&v.value) {
-                Some(v.value)
-            } else {
-                check.push(
-                    v.line,
-                    ProblemKind::InvalidEnvName {
-                        key: v.key,
-                        value: v.value,
-                    },
-                );
-                None
-            }
-        });
-    let project = match raw.project.and_then(|v| check.non_empty(v)) {
-        Some(v) => check.parsed(&v, project_name),
-        None => Some(DEFAULT_PROJECT.to_owned()),
-    };
-    let path = |check: &mut Checker<'_>, value: Option<Located<String>>| {
-        value
-            .and_then(|v| check.non_empty(v))
-            .map(|v| PathBuf::from(v.value))
-    };
-    let docker_host = match raw.docker_host.and_then(|v| check.non_empty(v)) {
-        Some(v) => check.parsed(&v, docker_host),
-        None => Some(DEFAULT_DOCKER_HOST.to_owned()),
-    };
-    let pull_timeout = check.seconds(raw.pull_timeout, DEFAULT_PULL_TIMEOUT);
-    let compose_template = path(check, raw.compose_template);
-    let ca_file = path(check, raw.ca_file);
-    let compose_file =
-        path(check, raw.compose_file).unwrap_or_else(|| PathBuf::from(DEFAULT_COMPOSE_FILE));
-    let service = service(
-        check,
-        RawService {
-            command: raw.command,
-            environment: raw.environment,
-            ports: raw.ports,
-            volumes: raw.volumes,
-            cap_add: raw.cap_add,
-            restart: raw.restart,
-        },
-    );
-    if check.problems.len() > before {
-        return None;
-    }
-    Some(ImageSpec {
-        reference: reference?,
-        digest: digest?,
-        approved_list,
-        override_digest,
-        platform: platform?,
-        insecure: raw.insecure.is_some_and(|v| v.value),
-        ca_file,
-        near_compat: raw.near_compat.is_some_and(|v| v.value),
-        username,
-        password_env,
-        project: project?,
-        compose_template,
-        compose_file,
-        detach: raw.detach.is_some_and(|v| v.value),
-        docker_host: docker_host?,
-        pull_timeout: pull_timeout?,
-        service: ServiceSpec {
-            dstack_socket: raw.dstack_socket.is_some_and(|v| v.value),
-            docker_socket: raw.docker_socket.is_some_and(|v| v.value),
-            ..service
-        },
-    })
-}
-
-/// `DOCKER_HOST` as the docker CLI reads it: a unix socket, TCP, or SSH endpoint.
-fn docker_host(text: &str) -> Result<String, &'static str> {
-    let valid = ["unix:///", "tcp://", "ssh://"].iter().any(|scheme| {
-        text.strip_prefix(scheme)
-            .is_some_and(|rest| !rest.is_empty() && !rest.chars().any(char::is_whitespace))
-    });
-    if valid {
-        Ok(text.to_owned())
-    } else {
-        Err("must be unix:///<socket path>, tcp://<host>:<port> or ssh://<host>")
-    }
-}
-
-/// A compose project name: lowercase letters, digits, `-` and `_`, starting alphanumeric.
-fn project_name(text: &str) -> Result<String, &'static str> {
-    let valid = text
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && text
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if valid {
-        Ok(text.to_owned())
-    } else {
-        Err("must be lowercase letters, digits, - and _")
-    }
-}
-
-struct RawService {
-    command: Option<Located<Vec<String>>>,
-    environment: Option<Located<Vec<(String, String)>>>,
-    ports: Option<Located<Vec<String>>>,
-    volumes: Option<Located<Vec<String>>>,
-    cap_add: Option<Located<Vec<String>>>,
-    restart: Option<Located<String>>,
-}
-
-/// Every service value is checked by grammar; compose would read a bad one some other way.
-fn service(check: &mut Checker<'_>, raw: RawService) -> ServiceSpec {
-    let mut each =
-        |value: Option<Located<Vec<String>>>, valid: fn(&str) -> bool, reason: &'static str| {
-            let Some(value) = value else {
-                return Vec::new();
-            };
-            for item in &value.value {
-                if !valid(item) {
-                    check.push(
-                        value.line,
-                        ProblemKind::InvalidPath {
-                            key: value.key,
-                            value: item.clone(),
-                            reason,
-                        },
-                    );
-                }
-            }
-            value.value
-        };
-    let ports = each(
-        raw.ports,
-        is_port_mapping,
-        "entry must be [ip:]host:container[/tcp|/udp] with ports 1-65535",
-    );
-    let volumes = each(
-        raw.volumes,
-        is_volume,
-        "entry must be source:/absolute/target[:ro|:rw]",
-    );
-    let cap_add = each(
-        raw.cap_add,
-        |c| !c.is_empty() && c.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'),
-        "entry must be a capability name like NET_ADMIN",
-    );
-    let command = raw.command.map(|v| each(Some(v), |_| true, ""));
-    let environment = match raw.environment {
-        Some(env) => {
-            for (name, _) in &env.value {
-                if !is_env_name(name) {
-                    check.push(
-                        env.line,
-                        ProblemKind::InvalidEnvName {
-                            key: env.key,
-                            value: name.clone(),
-                        },
-                    );
-                }
-            }
-            env.value
-        }
-        None => Vec::new(),
-    };
-    let restart = match raw.restart {
-        Some(v) if ["no", "always", "on-failure", "unless-stopped"].contains(&v.value.as_str()) => {
-            v.value
-        }
-        Some(v) => {
-            check.push(
-                v.line,
-                ProblemKind::InvalidChoice {
-                    key: v.key,
-                    value: v.value,
-                    expected: "no, always, on-failure, unless-stopped",
-                },
-            );
-            String::new()
-        }
-        None => "no".to_owned(),
-    };
-    ServiceSpec {
-        command,
-        environment,
-        ports,
-        volumes,
-        cap_add,
-        restart,
-        dstack_socket: false,
-        docker_socket: false,
-    }
-}
-
-fn is_port(text: &str) -> bool {
-    text.parse::<u16>().is_ok_and(|p| p > 0)
-}
-
-/// `[ip:]host:container[/tcp|/udp]`.
-fn is_port_mapping(text: &str) -> bool {
-    let (ports, protocol) = text.split_once('/').unwrap_or((text, "tcp"));
-    if protocol != "tcp" && protocol != "udp" {
-        return false;
-    }
-    match ports.rsplitn(3, ':').collect::<Vec<_>>().as_slice() {
-        [container, host] => is_port(container) && is_port(host),
-        [container, host, ip] => {
-            is_port(container) && is_port(host) && ip.parse::<std::net::IpAddr>().is_ok()
-        }
-        _ => false,
-    }
-}
-
-/// `source:/target[:ro|:rw]`, source an absolute path or a named volume.
-fn is_volume(text: &str) -> bool {
-    let parts: Vec<&str> = text.split(':').collect();
-    let (source, target, mode) = match parts.as_slice() {
-        [s, t] => (*s, *t, "rw"),
-        [s, t, m] => (*s, *t, *m),
-        _ => return false,
-    };
-    let named = source
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric())
-        && source
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    (source.starts_with('/') || named)
-        && target.starts_with('/')
-        && (mode == "ro" || mode == "rw")
-        && !text.chars().any(|c| c.is_control() || c == '$')
 }
 
 struct Checker<'p> {
