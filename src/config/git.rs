@@ -3,7 +3,7 @@
 use super::raw::{KeyNames, Located, RawConfig};
 use super::{
     Checker, DEFAULT_ENTRYPOINT, DEFAULT_INSTALL_TIMEOUT, GitSpec, LaunchMode, Problem,
-    ProblemKind, RelativePath,
+    ProblemKind, RelativePath, is_portable_name,
 };
 use crate::workload_env::is_dangerous;
 use std::path::PathBuf;
@@ -165,15 +165,6 @@ fn environment(
         }
     }
     (pass_env, env)
-}
-
-/// `^[A-Za-z_][A-Za-z0-9_]*$`: what a POSIX shell can name (no `BASH_FUNC_x%%` here).
-fn is_portable_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[cfg(test)]

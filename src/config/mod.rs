@@ -551,7 +551,12 @@ fn is_env_name(name: &str) -> bool {
         .strip_prefix("BASH_FUNC_")
         .and_then(|rest| rest.strip_suffix("%%"))
         .map_or(name, |_| "BASH_FUNC_");
-    let mut chars = base.chars();
+    is_portable_name(base)
+}
+
+/// `^[A-Za-z_][A-Za-z0-9_]*$`: what a POSIX shell can name (no `BASH_FUNC_x%%` here).
+fn is_portable_name(name: &str) -> bool {
+    let mut chars = name.chars();
     chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
