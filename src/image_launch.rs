@@ -130,14 +130,17 @@ pub fn prepare(
     log.info(&format!("pulling {image}"));
     docker.pull(&image)?;
     let info = docker.inspect(&image)?;
-    docker::confirm(
+    let store = docker::confirm(
         &info,
-        &spec.reference.docker_name(),
-        &resolution.requested.to_string(),
-        &resolution.config.to_string(),
+        &docker::Expected {
+            repository: &spec.reference.docker_name(),
+            requested: &resolution.requested.to_string(),
+            manifest: &resolution.manifest.to_string(),
+            config: &resolution.config.to_string(),
+        },
     )?;
     log.info(&format!(
-        "image verified: {image} is config {} for {}",
+        "image verified: {image} is config {} for {} ({store})",
         resolution.config, resolution.platform
     ));
     write_atomically(&spec.compose_file, rendered)?;

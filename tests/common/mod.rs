@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod fake_agent;
+pub mod fake_docker;
 pub mod fake_registry;
 pub mod forged_log;
 
