@@ -486,7 +486,8 @@ fn near_public_data_verifies_with_its_image_digest() {
         ("rtmr3.replay", "passed"),
         ("tcb_info.registers", "passed"),
         ("mrconfigid.compose_hash", "passed"),
-        ("compose_hash.app_compose", "passed"),
+        ("compose_hash.evidence_app_compose", "passed"),
+        ("compose_hash.app_compose", "skipped"),
         ("launcher.events", "skipped"),
         ("expect.event:mpc-image-digest", "passed"),
     ]);
@@ -911,7 +912,7 @@ fn crabbox_info_quote_from_certificate_replays() {
         ("rtmr3.replay", "passed"),
         ("tcb_info.registers", "passed"),
         ("mrconfigid.compose_hash", "passed"),
-        ("compose_hash.app_compose", "passed"),
+        ("compose_hash.evidence_app_compose", "passed"),
     ]);
     let tcb_info = crabbox_tcb_info();
     for register in ["mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3"] {
@@ -983,7 +984,7 @@ fn crabbox_info_quote_from_certificate_replays() {
         ("rtmr0.replay", "passed"),
         ("rtmr3.replay", "passed"),
         ("tcb_info.registers", "passed"),
-        ("compose_hash.app_compose", "passed"),
+        ("compose_hash.evidence_app_compose", "passed"),
     ]);
     assert_eq!(from_phala.measurements(), info.measurements());
 
@@ -993,7 +994,7 @@ fn crabbox_info_quote_from_certificate_replays() {
     let path = s.write_json("phala-no-compose.json", &no_compose);
     s.report(&[&path, "--skip-dcap", "--allow-no-launch"])
         .passes()
-        .has(&[("compose_hash.app_compose", "skipped")]);
+        .has(&[("compose_hash.evidence_app_compose", "skipped")]);
 
     // A tcb_info register that disagrees with the quote is caught.
     let mut lying = phala;
@@ -1177,7 +1178,7 @@ fn changed_payloads_fail() {
     *compose = json!(format!("{} ", compose.as_str().unwrap()));
     let path = s.write_json("near-compose.json", &near_data);
     s.report(&[&path, "--now", NEAR_NOW])
-        .fails(&["compose_hash.app_compose"])
+        .fails(&["compose_hash.evidence_app_compose"])
         .has(&[("quote.signature", "passed"), ("rtmr3.replay", "passed")]);
     let other_compose = s.write("other-compose.json", b"{}");
     s.report(&[

@@ -1,7 +1,6 @@
-//! Checks on the boot identity: the boot part's soundness, MRCONFIGID, the app-compose, the
-//! expected compose hash and app id. All of them read the boot part only (see `boot.rs`).
-
-use sha2::{Digest as _, Sha256};
+//! Checks on the boot identity: the boot part's soundness, MRCONFIGID, the expected compose
+//! hash and app id. All of them read the boot part only (see `boot.rs`); the app-compose
+//! checks are in `app_compose.rs`.
 
 use crate::hex;
 use crate::tdx_quote::TdQuote;
@@ -12,11 +11,9 @@ use super::report::Report;
 
 const NO_LOG: &str = "no verified event log (see rtmr3.replay)";
 
-/// `boot.events`, `mrconfigid.compose_hash`, `compose_hash.app_compose`,
-/// `expect.compose_hash`, `expect.app_id`.
+/// `boot.events`, `mrconfigid.compose_hash`, `expect.compose_hash`, `expect.app_id`.
 pub fn check(
     report: &mut Report,
-    app_compose: Option<&str>,
     quote: Option<&TdQuote>,
     boot: Option<&Boot<'_>>,
     expect: &Expectations,
@@ -24,7 +21,6 @@ pub fn check(
     let Some(boot) = boot else {
         report.skip("boot.events", NO_LOG);
         report.skip("mrconfigid.compose_hash", NO_LOG);
-        report.skip("compose_hash.app_compose", NO_LOG);
         for (check, wanted) in [
             ("expect.compose_hash", expect.compose_hash.is_some()),
             ("expect.app_id", expect.app_id.is_some()),
@@ -43,26 +39,6 @@ pub fn check(
     }
     let compose_hash = boot.payload("compose-hash");
     check_mrconfigid(report, quote, compose_hash);
-    match (app_compose, compose_hash) {
-        (None, _) => report.skip("compose_hash.app_compose", "no app-compose given"),
-        (Some(_), Err(why)) => report.fail("compose_hash.app_compose", why),
-        (Some(_), Ok(None)) => report.fail(
-            "compose_hash.app_compose",
-            "app-compose given but the boot part has no compose-hash event",
-        ),
-        (Some(compose), Ok(Some(hash))) => {
-            let actual = Sha256::digest(compose.as_bytes());
-            report.check(
-                "compose_hash.app_compose",
-                actual.as_slice() == hash,
-                format!(
-                    "sha256(app_compose) = {}; the boot's compose-hash event {}",
-                    hex::encode(&actual),
-                    hex::encode(hash)
-                ),
-            );
-        }
-    }
     for (check, event, expected) in [
         (
             "expect.compose_hash",

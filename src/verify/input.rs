@@ -10,6 +10,7 @@ use der::asn1::{ObjectIdentifier, OctetString};
 use serde_json::Value;
 use x509_cert::Certificate;
 
+use super::app_compose::AppCompose;
 use crate::hex;
 use crate::measure::replay::LogEntry;
 
@@ -29,7 +30,10 @@ pub struct Evidence {
     pub entries: Vec<LogEntry>,
     /// Register values reported beside the quote (`tcb_info`), hex.
     pub reported: Vec<(&'static str, String)>,
-    pub app_compose: Option<String>,
+    /// The app-compose the input document carries (exact bytes, as measured).
+    pub app_compose: Option<AppCompose>,
+    /// The app-compose given with `--app-compose FILE`, under audit.
+    pub audited_compose: Option<AppCompose>,
     pub collateral: Option<Value>,
 }
 
@@ -99,11 +103,8 @@ fn info(doc: &Value) -> Result<Evidence, String> {
         has_log: true,
         entries: event_log(tcb.get("event_log"))?,
         reported: registers(&tcb),
-        app_compose: tcb
-            .get("app_compose")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        collateral: None,
+        app_compose: carried(&tcb, "tcb_info.app_compose"),
+        ..Evidence::default()
     })
 }
 
@@ -118,11 +119,9 @@ fn near(dstack: &Value) -> Result<Evidence, String> {
         has_log: true,
         entries: event_log(tcb.get("event_log"))?,
         reported: registers(tcb),
-        app_compose: tcb
-            .get("app_compose")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        app_compose: carried(tcb, "tee_participant_info.Dstack.tcb_info.app_compose"),
         collateral: dstack.get("collateral").cloned(),
+        ..Evidence::default()
     })
 }
 
@@ -155,12 +154,23 @@ fn phala(doc: &Value) -> Result<Evidence, String> {
         has_log: true,
         entries: event_log(tcb.get("event_log"))?,
         reported: registers(tcb),
-        app_compose: doc
-            .get("compose_file")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        collateral: None,
+        // The agent's `tcb_info.app_compose` is the measured document; Phala's API also has
+        // a top-level `compose_file` (Phala's JS SDK, `CvmAttestationSchema`: both fields),
+        // used only when the agent's is absent. Either way the hash check decides.
+        app_compose: carried(tcb, "tcb_info.app_compose").or_else(|| {
+            doc.get("compose_file")
+                .and_then(Value::as_str)
+                .map(|text| AppCompose::new("compose_file", text))
+        }),
+        ..Evidence::default()
     })
+}
+
+/// `tcb_info.app_compose` when it is a string: the exact text, never re-serialised.
+fn carried(tcb: &Value, from: &str) -> Option<AppCompose> {
+    tcb.get("app_compose")
+        .and_then(Value::as_str)
+        .map(|text| AppCompose::new(from, text))
 }
 
 /// `--quote FILE`: raw bytes, or hex text.

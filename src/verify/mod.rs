@@ -5,6 +5,7 @@
 //! boot part of the log only, and every launch in the log must be one the verifier accepts.
 
 mod acceptance;
+mod app_compose;
 mod boot;
 mod collateral;
 mod expect_file;
@@ -98,12 +99,13 @@ pub fn verify(options: &VerifyOptions) -> Report {
     let quote = quote::check_quote(&mut report, &evidence, options);
     let events = replay::check_log(&mut report, &evidence, quote.as_ref());
     let boot = events.as_deref().map(Boot::read);
-    identity::check(
+    identity::check(&mut report, quote.as_ref(), boot.as_ref(), &options.expect);
+    app_compose::check(
         &mut report,
-        evidence.app_compose.as_deref(),
+        evidence.app_compose.as_ref(),
+        evidence.audited_compose.as_ref(),
         quote.as_ref(),
         boot.as_ref(),
-        &options.expect,
     );
     check_launcher(&mut report, events.as_deref(), boot.as_ref(), options);
     check_expected_events(
@@ -137,7 +139,10 @@ fn gather(options: &VerifyOptions) -> Result<Evidence, String> {
         let bytes = input::read_source(path)?;
         let text =
             String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8", path.display()))?;
-        evidence.app_compose = Some(text);
+        evidence.audited_compose = Some(app_compose::AppCompose::new(
+            path.display().to_string(),
+            text,
+        ));
     }
     if let Some(path) = &options.collateral {
         let bytes = input::read_source(path)?;
