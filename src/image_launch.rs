@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use crate::capped_read::{CappedReadError, read_capped};
 use crate::compose::{self, BUILT_IN, TemplateError};
 use crate::config::ImageSpec;
-use crate::docker::{self, Docker, DockerError};
+use crate::docker::{Docker, DockerError};
+use crate::image_store;
 use crate::log::Logger;
 use crate::registry::Resolution;
 
@@ -130,9 +131,9 @@ pub fn prepare(
     log.info(&format!("pulling {image}"));
     docker.pull(&image)?;
     let info = docker.inspect(&image)?;
-    let store = docker::confirm(
+    let store = image_store::confirm(
         &info,
-        &docker::Expected {
+        &image_store::Expected {
             repository: &spec.reference.docker_name(),
             requested: &resolution.requested.to_string(),
             manifest: &resolution.manifest.to_string(),

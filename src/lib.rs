@@ -16,6 +16,7 @@ pub mod git;
 pub mod git_launch;
 pub mod hex;
 pub mod image_launch;
+pub mod image_store;
 pub mod launch;
 pub mod log;
 pub mod measure;
