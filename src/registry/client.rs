@@ -4,21 +4,27 @@
 //! the digest asked for; auth is discovered from the registry's challenge, never hard-coded;
 //! credentials go only to HTTPS (or loopback) realms; plain HTTP is used only for a loopback
 //! registry or with an explicit `insecure`; transient failures are retried a few times with
-//! backoff, timeouts and client errors are not.
+//! backoff, timeouts and client errors are not. Redirects (to object storage) are followed
+//! here, never by ureq, and only the registry's own origin gets its credentials. A 429 or
+//! 503 with `Retry-After` is waited out when the wait fits in the client's deadline, and
+//! refused at once when it does not: nothing here waits past [`DEADLINE`].
 
 use std::fmt;
 use std::io::Read as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
 
 use super::RegistryError;
+use super::challenge::{Challenge, parse_challenges};
 use super::manifest::ACCEPT;
+use super::redirect::{self, MAX_REDIRECTS, REDIRECT_STATUSES};
 use super::reference::ImageReference;
+use super::retry_after::retry_after;
 use crate::digest::ImageDigest;
 
 /// A manifest is kilobytes; anything near this is not one.
@@ -28,6 +34,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 const ATTEMPTS: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// Everything one client does (every manifest, blob and token request, redirect, retry and
+/// wait) ends within this; a registry asking for a longer wait is refused at once.
+pub const DEADLINE: Duration = Duration::from_secs(120);
 
 /// Registry credentials. The password never appears in `Debug` output.
 #[derive(Clone)]
@@ -66,10 +75,14 @@ pub struct Client {
     insecure: bool,
     credentials: Option<Credentials>,
     token: Option<Token>,
+    /// Follows no redirects: [`Client::get_following`] does, choosing the headers per hop.
     agent: ureq::Agent,
-    /// For blobs, which registries often redirect to storage; ureq drops credentials on a
-    /// redirect, and the body is checked against its digest wherever it comes from.
-    blob_agent: ureq::Agent,
+    /// `scheme://authority` of the registry: the only origin its credentials go to.
+    origin: String,
+    /// Whether redirects may lead to plain HTTP (on this machine): only from a plain-HTTP
+    /// loopback registry.
+    plain_http_redirects: bool,
+    deadline: Instant,
 }
 
 impl Client {
@@ -88,25 +101,27 @@ impl Client {
             "https"
         };
         let tls = ca_file.map(tls_with_ca).transpose()?;
-        let agent = |redirects| {
-            let mut builder = ureq::AgentBuilder::new()
-                .timeout_connect(CONNECT_TIMEOUT)
-                .timeout(REQUEST_TIMEOUT)
-                .redirects(redirects)
-                .user_agent(concat!("trusted-launcher/", env!("CARGO_PKG_VERSION")));
-            if let Some(tls) = &tls {
-                builder = builder.tls_config(Arc::clone(tls));
-            }
-            builder.build()
-        };
+        // ureq 2.12 follows redirects itself (dropping `Authorization` only by its
+        // `RedirectAuthHeaders::Never` default, and following https -> http): off here.
+        let mut builder = ureq::AgentBuilder::new()
+            .timeout_connect(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .redirects(0)
+            .user_agent(concat!("trusted-launcher/", env!("CARGO_PKG_VERSION")));
+        if let Some(tls) = &tls {
+            builder = builder.tls_config(Arc::clone(tls));
+        }
+        let base = format!("{scheme}://{}", reference.registry());
         Ok(Self {
             reference: reference.clone(),
-            base: format!("{scheme}://{}", reference.registry()),
+            origin: redirect::origin(&base).unwrap_or_else(|| base.clone()),
+            plain_http_redirects: scheme == "http" && reference.is_loopback(),
+            base,
             insecure,
             credentials,
             token: None,
-            agent: agent(0),
-            blob_agent: agent(3),
+            agent: builder.build(),
+            deadline: Instant::now() + DEADLINE,
         })
     }
 
@@ -150,7 +165,7 @@ impl Client {
                         detail: "the registry refused the credentials it asked for".into(),
                     });
                 }
-                Reply::Status { code, body } => {
+                Reply::Status { url, code, body } => {
                     return Err(if code == 404 {
                         RegistryError::NotFound {
                             digest: digest.to_string(),
@@ -174,9 +189,26 @@ impl Client {
             registry: self.reference.registry().to_owned(),
             detail,
         };
-        let challenge = challenge
-            .map(parse_challenge)
+        let header = challenge
             .ok_or_else(|| unauthorized("401 without a WWW-Authenticate challenge".into()))?;
+        let challenges = parse_challenges(header).map_err(|e| {
+            unauthorized(format!(
+                "cannot parse its WWW-Authenticate {:?}: {e}",
+                header.chars().take(300).collect::<String>()
+            ))
+        })?;
+        // Bearer (token) auth when offered, else Basic; other schemes are not spoken.
+        let chosen: Option<&Challenge> = challenges
+            .iter()
+            .find(|c| c.is("bearer"))
+            .or_else(|| challenges.iter().find(|c| c.is("basic")));
+        let Some(challenge) = chosen else {
+            let schemes: Vec<&str> = challenges.iter().map(|c| c.scheme.as_str()).collect();
+            return Err(unauthorized(format!(
+                "unsupported auth scheme(s) {}",
+                schemes.join(", ")
+            )));
+        };
         match challenge.scheme.to_ascii_lowercase().as_str() {
             "basic" => {
                 let credentials = self.credentials.as_ref().ok_or_else(|| {
@@ -193,7 +225,7 @@ impl Client {
                     .param("realm")
                     .ok_or_else(|| unauthorized("bearer challenge without a realm".into()))?;
                 self.check_realm(realm)?;
-                let mut request = self.agent.get(realm);
+                let mut request = self.agent.get(realm).timeout(self.request_timeout()?);
                 if let Some(service) = challenge.param("service") {
                     request = request.query("service", service);
                 }
@@ -275,78 +307,25 @@ impl Client {
         }
     }
 
+    /// What is left of the deadline for one request, at most [`REQUEST_TIMEOUT`].
+    fn request_timeout(&self) -> Result<Duration, RegistryError> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(RegistryError::Deadline {
+                registry: self.reference.registry().to_owned(),
+                seconds: DEADLINE.as_secs(),
+            });
+        }
+        Ok(left.min(REQUEST_TIMEOUT))
+    }
+
     fn get_with_retries(&self, url: &str, manifest: bool) -> Result<Reply, RegistryError> {
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
         loop {
-            let mut request = if manifest {
-                self.agent.get(url)
-            } else {
-                self.blob_agent.get(url)
-            };
-            if manifest {
-                request = request.set("Accept", ACCEPT);
-            }
-            if let Some(Token(header)) = &self.token {
-                request = request.set("Authorization", header);
-            }
-            let transient = match request.call() {
-                Ok(response) => {
-                    let content_type = response.header("Content-Type").map(str::to_owned);
-                    let body = read_capped(response, MAX_MANIFEST_BYTES).map_err(|detail| {
-                        if detail.starts_with("larger than") {
-                            RegistryError::TooLarge {
-                                url: url.to_owned(),
-                                max: MAX_MANIFEST_BYTES,
-                            }
-                        } else if detail.starts_with("timed out") {
-                            RegistryError::TimedOut {
-                                url: url.to_owned(),
-                                seconds: REQUEST_TIMEOUT.as_secs(),
-                            }
-                        } else {
-                            RegistryError::Transport {
-                                url: url.to_owned(),
-                                detail,
-                            }
-                        }
-                    })?;
-                    return Ok(Reply::Ok { body, content_type });
-                }
-                Err(ureq::Error::Status(401, response)) => {
-                    return Ok(Reply::Unauthorized {
-                        challenge: response.header("WWW-Authenticate").map(str::to_owned),
-                    });
-                }
-                Err(ureq::Error::Status(code, response)) if code == 429 || code >= 500 => {
-                    let body = read_capped(response, 64 * 1024).unwrap_or_default();
-                    RegistryError::Status {
-                        url: url.to_owned(),
-                        status: code,
-                        body: String::from_utf8_lossy(&body).chars().take(200).collect(),
-                    }
-                }
-                Err(ureq::Error::Status(code, response)) => {
-                    let body = read_capped(response, 64 * 1024).unwrap_or_default();
-                    return Ok(Reply::Status {
-                        code,
-                        body: String::from_utf8_lossy(&body).chars().take(200).collect(),
-                    });
-                }
-                Err(ureq::Error::Transport(error)) => {
-                    // ureq's text starts with the URL, which the error already names.
-                    let detail = error.to_string().replace(&format!("{url}: "), "");
-                    if detail.contains("timed out") || detail.contains("Timeout") {
-                        return Err(RegistryError::TimedOut {
-                            url: url.to_owned(),
-                            seconds: REQUEST_TIMEOUT.as_secs(),
-                        });
-                    }
-                    RegistryError::Transport {
-                        url: url.to_owned(),
-                        detail,
-                    }
-                }
+            let (transient, asked) = match self.get_following(url, manifest)? {
+                Attempt::Done(reply) => return Ok(reply),
+                Attempt::Transient { error, retry_after } => (error, retry_after),
             };
             if attempt >= ATTEMPTS {
                 return Err(RegistryError::GaveUp {
@@ -354,11 +333,161 @@ impl Client {
                     last: Box::new(transient),
                 });
             }
-            thread::sleep(backoff);
+            let wait = asked.map_or(backoff, |asked| asked.max(backoff));
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if wait >= left {
+                return Err(match (asked, &transient) {
+                    (Some(asked), RegistryError::Status { status, .. }) => {
+                        RegistryError::RetryAfterPastDeadline {
+                            registry: self.reference.registry().to_owned(),
+                            status: *status,
+                            wait: asked.as_secs(),
+                            seconds: DEADLINE.as_secs(),
+                        }
+                    }
+                    _ => RegistryError::GaveUp {
+                        attempts: attempt,
+                        last: Box::new(transient),
+                    },
+                });
+            }
+            thread::sleep(wait);
             backoff = (backoff * 2).min(Duration::from_secs(2));
             attempt += 1;
         }
     }
+
+    /// One GET of `url`, following up to [`MAX_REDIRECTS`] redirects. The registry's
+    /// credentials go only to the registry's own origin; a redirect elsewhere (object
+    /// storage with a signed URL) gets none, which is also what such storage demands.
+    fn get_following(&self, url: &str, manifest: bool) -> Result<Attempt, RegistryError> {
+        let mut current = url.to_owned();
+        for hop in 0..=MAX_REDIRECTS {
+            let timeout = self.request_timeout()?;
+            let shown = redirect::without_query(&current).to_owned();
+            let mut request = self.agent.get(&current).timeout(timeout);
+            if manifest {
+                request = request.set("Accept", ACCEPT);
+            }
+            let at_registry = redirect::origin(&current).as_deref() == Some(self.origin.as_str());
+            if let (true, Some(Token(header))) = (at_registry, &self.token) {
+                request = request.set("Authorization", header);
+            }
+            let timed_out = || RegistryError::TimedOut {
+                url: shown.clone(),
+                seconds: timeout.as_secs(),
+            };
+            match request.call() {
+                Ok(response) if (300..400).contains(&response.status()) => {
+                    current = self.redirect_target(&response, &current, url, hop)?;
+                }
+                Ok(response) => {
+                    let content_type = response.header("Content-Type").map(str::to_owned);
+                    let body = read_capped(response, MAX_MANIFEST_BYTES).map_err(|detail| {
+                        if detail.starts_with("larger than") {
+                            RegistryError::TooLarge {
+                                url: shown.clone(),
+                                max: MAX_MANIFEST_BYTES,
+                            }
+                        } else if detail.starts_with("timed out") {
+                            timed_out()
+                        } else {
+                            RegistryError::Transport {
+                                url: shown.clone(),
+                                detail,
+                            }
+                        }
+                    })?;
+                    return Ok(Attempt::Done(Reply::Ok { body, content_type }));
+                }
+                Err(ureq::Error::Status(401, response)) if at_registry => {
+                    let challenges = response.all("WWW-Authenticate");
+                    return Ok(Attempt::Done(Reply::Unauthorized {
+                        challenge: (!challenges.is_empty()).then(|| challenges.join(", ")),
+                    }));
+                }
+                Err(ureq::Error::Status(code, response)) if code == 429 || code >= 500 => {
+                    let asked = response
+                        .header("Retry-After")
+                        .and_then(|v| retry_after(v, SystemTime::now()));
+                    let body = read_capped(response, 64 * 1024).unwrap_or_default();
+                    return Ok(Attempt::Transient {
+                        error: RegistryError::Status {
+                            url: shown,
+                            status: code,
+                            body: String::from_utf8_lossy(&body).chars().take(200).collect(),
+                        },
+                        retry_after: asked,
+                    });
+                }
+                Err(ureq::Error::Status(code, response)) => {
+                    let body = read_capped(response, 64 * 1024).unwrap_or_default();
+                    return Ok(Attempt::Done(Reply::Status {
+                        url: shown,
+                        code,
+                        body: String::from_utf8_lossy(&body).chars().take(200).collect(),
+                    }));
+                }
+                Err(ureq::Error::Transport(error)) => {
+                    // ureq's text starts with the URL, which the error already names.
+                    let detail = error.to_string().replace(&format!("{current}: "), "");
+                    if detail.contains("timed out") || detail.contains("Timeout") {
+                        return Err(timed_out());
+                    }
+                    return Ok(Attempt::Transient {
+                        error: RegistryError::Transport { url: shown, detail },
+                        retry_after: None,
+                    });
+                }
+            }
+        }
+        // The loop returns on its last hop (a redirect there is refused).
+        Err(RegistryError::TooManyRedirects {
+            url: redirect::without_query(url).to_owned(),
+            max: MAX_REDIRECTS,
+        })
+    }
+}
+
+impl Client {
+    /// Where the redirect `response` to a GET of `current` leads (hop `hop` of the download
+    /// of `url`), if it may be followed.
+    fn redirect_target(
+        &self,
+        response: &ureq::Response,
+        current: &str,
+        url: &str,
+        hop: usize,
+    ) -> Result<String, RegistryError> {
+        let location = response.header("Location");
+        let refused = |reason: &'static str| RegistryError::Redirect {
+            from: redirect::without_query(current).to_owned(),
+            to: location.map_or_else(String::new, |l| redirect::without_query(l).to_owned()),
+            reason,
+        };
+        if !REDIRECT_STATUSES.contains(&response.status()) {
+            return Err(refused("not a redirect status that is followed"));
+        }
+        let Some(target) = location else {
+            return Err(refused("it has no Location"));
+        };
+        if hop >= MAX_REDIRECTS {
+            return Err(RegistryError::TooManyRedirects {
+                url: redirect::without_query(url).to_owned(),
+                max: MAX_REDIRECTS,
+            });
+        }
+        redirect::next_url(current, target, self.plain_http_redirects).map_err(refused)
+    }
+}
+
+/// One try of a download: done (whatever the answer), or a transient failure to retry.
+enum Attempt {
+    Done(Reply),
+    Transient {
+        error: RegistryError,
+        retry_after: Option<Duration>,
+    },
 }
 
 /// The web roots plus every certificate in the PEM file `path`.
@@ -406,6 +535,7 @@ enum Reply {
         challenge: Option<String>,
     },
     Status {
+        url: String,
         code: u16,
         body: String,
     },
@@ -428,55 +558,6 @@ fn read_capped(response: ureq::Response, max: u64) -> Result<Vec<u8>, String> {
         return Err(format!("larger than {max} bytes"));
     }
     Ok(body)
-}
-
-/// `Bearer realm="...",service="...",scope="..."`.
-#[derive(Debug, PartialEq, Eq)]
-struct Challenge {
-    scheme: String,
-    params: Vec<(String, String)>,
-}
-
-impl Challenge {
-    fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn parse_challenge(header: &str) -> Challenge {
-    let header = header.trim();
-    let (scheme, mut rest) = header.split_once(' ').unwrap_or((header, ""));
-    let mut params = Vec::new();
-    loop {
-        rest = rest.trim_start_matches([' ', ',']);
-        let Some((key, after)) = rest.split_once('=') else {
-            break;
-        };
-        let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
-            match quoted.find('"') {
-                Some(end) => (
-                    quoted.get(..end).unwrap_or_default(),
-                    quoted.get(end + 1..).unwrap_or_default(),
-                ),
-                None => (quoted, ""),
-            }
-        } else {
-            let end = after.find(',').unwrap_or(after.len());
-            (
-                after.get(..end).unwrap_or_default(),
-                after.get(end..).unwrap_or_default(),
-            )
-        };
-        params.push((key.trim().to_owned(), value.to_owned()));
-        rest = next;
-    }
-    Challenge {
-        scheme: scheme.to_owned(),
-        params,
-    }
 }
 
 fn base64(bytes: &[u8]) -> String {
@@ -504,26 +585,6 @@ fn base64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn challenges() {
-        let c = parse_challenge(
-            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/ubuntu:pull,push""#,
-        );
-        assert_eq!(c.scheme, "Bearer");
-        assert_eq!(c.param("realm"), Some("https://auth.docker.io/token"));
-        assert_eq!(
-            c.param("scope"),
-            Some("repository:library/ubuntu:pull,push")
-        );
-        assert_eq!(c.param("service"), Some("registry.docker.io"));
-        let basic = parse_challenge("Basic realm=registry");
-        assert_eq!(
-            (basic.scheme.as_str(), basic.param("realm")),
-            ("Basic", Some("registry"))
-        );
-        assert_eq!(parse_challenge("").params, vec![]);
-    }
 
     #[test]
     fn base64_known_answers() {

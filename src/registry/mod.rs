@@ -1,13 +1,16 @@
 //! Resolving an approved image digest through its registry, without pulling: the manifest
 //! (or index, then the platform's manifest), each body checked against its digest.
 
+mod challenge;
 mod client;
 pub mod manifest;
+mod redirect;
 pub mod reference;
+mod retry_after;
 
 use std::fmt;
 
-pub use client::{Client, Credentials, MAX_MANIFEST_BYTES};
+pub use client::{Client, Credentials, DEADLINE, MAX_MANIFEST_BYTES};
 pub use manifest::Platform;
 pub use reference::ImageReference;
 
@@ -52,6 +55,25 @@ pub enum RegistryError {
     PlainHttp { url: String },
     #[error("CA file {path}: {detail}")]
     CaFile { path: String, detail: String },
+    #[error(
+        "{registry} answered HTTP {status} and asks to wait {wait}s, past the {seconds}s the launcher gives a registry; giving up now"
+    )]
+    RetryAfterPastDeadline {
+        registry: String,
+        status: u16,
+        wait: u64,
+        seconds: u64,
+    },
+    #[error("{registry} did not finish within {seconds}s; giving up")]
+    Deadline { registry: String, seconds: u64 },
+    #[error("refusing the redirect from {from} to {to}: {reason}")]
+    Redirect {
+        from: String,
+        to: String,
+        reason: &'static str,
+    },
+    #[error("{url} redirected more than {max} times; refusing to follow further")]
+    TooManyRedirects { url: String, max: usize },
     #[error("giving up after {attempts} attempts: {last}")]
     GaveUp {
         attempts: u32,

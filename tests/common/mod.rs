@@ -14,6 +14,7 @@ pub mod fake_agent;
 pub mod fake_docker;
 pub mod fake_registry;
 pub mod forged_log;
+pub mod hub;
 
 use std::collections::BTreeMap;
 use std::fs;
