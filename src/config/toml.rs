@@ -31,6 +31,7 @@ pub const KEYS: KeyNames = KeyNames {
     backend: "measurement.backend",
     dstack_socket: "measurement.dstack_socket",
     rtmr3_path: "measurement.rtmr3_path",
+    dstack_runtime_dir: "measurement.dstack_runtime_dir",
     install_timeout: "git.install_timeout",
 };
 
@@ -123,6 +124,11 @@ pub fn parse(text: &str) -> (RawConfig, Vec<Problem>) {
         raw.backend = reader.string(&mut measurement, "backend", KEYS.backend);
         raw.dstack_socket = reader.string(&mut measurement, "dstack_socket", KEYS.dstack_socket);
         raw.rtmr3_path = reader.string(&mut measurement, "rtmr3_path", KEYS.rtmr3_path);
+        raw.dstack_runtime_dir = reader.string(
+            &mut measurement,
+            "dstack_runtime_dir",
+            KEYS.dstack_runtime_dir,
+        );
         reader.unknown_keys(measurement, "measurement.");
     }
     reader.unknown_keys(root, "");
