@@ -13,6 +13,7 @@
 pub mod fake_agent;
 pub mod fake_registry;
 pub mod forged_log;
+pub mod next_agent;
 
 use std::collections::BTreeMap;
 use std::fs;
