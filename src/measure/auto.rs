@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use super::dstack::Dstack;
-use super::dstack_native::{self, DstackNative};
+use super::dstack_native::{self, DstackNative, NativeLogError};
 use super::event::Event;
 use super::{MeasureError, Measurer};
 use crate::log::Logger;
@@ -64,10 +64,25 @@ impl Measurer for Auto {
     /// must alone replay to the quoted RTMR3, or the launch stops (an extension nobody
     /// logged, such as an earlier `tdx-sysfs` launch, cannot be explained here).
     fn prior_launch(&mut self) -> Result<Vec<Event>, MeasureError> {
-        match &mut self.dstack {
-            Some(dstack) => dstack.prior_launch(),
-            None => Err(self.no_agent()),
-        }
+        let Some(dstack) = &mut self.dstack else {
+            return Err(self.no_agent());
+        };
+        // Where dstack's runtime log is here, read the agent's record under dstack's lock, so
+        // that no writer is between its extension and its line. A lock that cannot even be
+        // opened (a read-only mount on a 0.5.x host) only loses that guarantee: a writer
+        // caught mid-event then shows as a mismatch, and the launch stops.
+        let lock = if self.runtime_dir.is_dir() {
+            match dstack_native::lock(&self.runtime_dir) {
+                Ok(lock) => Some(lock),
+                Err(error @ NativeLogError::LockTimedOut { .. }) => return Err(error.into()),
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        let prior = dstack.prior_launch();
+        drop(lock);
+        prior
     }
 
     fn extend(&mut self, event: &Event) -> Result<(), MeasureError> {

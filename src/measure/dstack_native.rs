@@ -123,48 +123,16 @@ impl DstackNative {
         }
     }
 
-    /// Takes dstack's lock, polling so that a writer that never lets go ends the launch.
-    /// The lock is held while the returned file is open (flock(2): released on close).
-    fn lock(&self) -> Result<File, NativeLogError> {
-        let path = self.runtime_dir.join(LOCK_FILE);
-        let io = |source| NativeLogError::Lock {
-            path: path.clone(),
-            source,
-        };
-        // As dstack opens it (create, write, no truncate); non-blocking, so a FIFO planted
-        // there fails the open instead of hanging it.
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .custom_flags(O_NONBLOCK)
-            .open(&path)
-            .map_err(io)?;
-        let kind = file.metadata().map_err(io)?.file_type();
-        if !kind.is_file() {
-            return Err(io(std::io::Error::other(format!(
-                "is a {}, not a regular file",
-                kind_name(kind)
-            ))));
-        }
-        let deadline = Instant::now() + LOCK_WAIT;
-        loop {
-            // `try_lock` is flock(2) with LOCK_EX | LOCK_NB on Linux (std's documented
-            // platform behaviour), the lock dstack's writer takes.
-            match file.try_lock() {
-                Ok(()) => return Ok(file),
-                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                    std::thread::sleep(LOCK_POLL);
-                }
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(NativeLogError::LockTimedOut {
-                        path,
-                        seconds: LOCK_WAIT.as_secs(),
-                    });
-                }
-                Err(std::fs::TryLockError::Error(source)) => return Err(io(source)),
-            }
-        }
+    /// The agent's record of this boot, read while no dstack writer is between its
+    /// extension and its line (the agent's `GetQuote` does not take the lock itself).
+    fn quoted<T>(
+        &mut self,
+        read: impl FnOnce(&mut Dstack) -> Result<T, MeasureError>,
+    ) -> Result<T, MeasureError> {
+        let lock = lock(&self.runtime_dir)?;
+        let result = read(&mut self.agent);
+        drop(lock);
+        result
     }
 
     /// The boot's digest version: `1` or `2` (surrounding whitespace ignored, as dstack
@@ -222,6 +190,51 @@ impl DstackNative {
     }
 }
 
+/// Takes dstack's lock in `runtime_dir`, polling so that a writer that never lets go ends
+/// the launch after [`LOCK_WAIT`]. Held while the returned file is open (flock(2) locks are
+/// released on close).
+pub fn lock(runtime_dir: &Path) -> Result<File, NativeLogError> {
+    let path = runtime_dir.join(LOCK_FILE);
+    let io = |source| NativeLogError::Lock {
+        path: path.clone(),
+        source,
+    };
+    // As dstack opens it (create, write, no truncate); non-blocking, so a FIFO planted
+    // there fails the open instead of hanging it.
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .custom_flags(O_NONBLOCK)
+        .open(&path)
+        .map_err(io)?;
+    let kind = file.metadata().map_err(io)?.file_type();
+    if !kind.is_file() {
+        return Err(io(std::io::Error::other(format!(
+            "is a {}, not a regular file",
+            kind_name(kind)
+        ))));
+    }
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        // `try_lock` is flock(2) with LOCK_EX | LOCK_NB on Linux (std's documented
+        // platform behaviour), the lock dstack's writer takes.
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(LOCK_POLL);
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(NativeLogError::LockTimedOut {
+                    path,
+                    seconds: LOCK_WAIT.as_secs(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(source)) => return Err(io(source)),
+        }
+    }
+}
+
 fn line(event: &Event, version: DigestVersion) -> Line<'_> {
     Line {
         event: &event.name,
@@ -233,13 +246,13 @@ fn line(event: &Event, version: DigestVersion) -> Line<'_> {
 impl Measurer for DstackNative {
     /// The agent's log, which holds our lines: it must replay to the quoted RTMR3.
     fn prior_launch(&mut self) -> Result<Vec<Event>, MeasureError> {
-        self.agent.prior_launch()
+        self.quoted(|agent| agent.prior_launch())
     }
 
     /// Lock, version, extend, append, unlock: dstack's order. A failed extension leaves no
     /// line; a failed append after it is reported as the inconsistency it is.
     fn extend(&mut self, event: &Event) -> Result<(), MeasureError> {
-        let lock = self.lock()?;
+        let lock = lock(&self.runtime_dir)?;
         let version = self.version()?;
         let digest = match version {
             DigestVersion::V1 => event.digest(),
@@ -253,7 +266,7 @@ impl Measurer for DstackNative {
 
     /// The agent's quote: its log (with our line) replays to RTMR3 and ends with this launch.
     fn confirm(&mut self, expected: &[Event]) -> Result<(), MeasureError> {
-        self.agent.confirm(expected)
+        self.quoted(|agent| agent.confirm(expected))
     }
 
     fn describe(&self) -> String {
