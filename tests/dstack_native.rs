@@ -311,3 +311,41 @@ fn unknown_runtime_event_version_fails_closed_before_extending() {
     assert_eq!(next.lines().len(), next.boot_lines());
     assert!(next.agent.replay_ok());
 }
+
+/// The config file names the backend and the directory (line keys); the environment never
+/// does: `DSTACK_RUNTIME_DIR` in the environment pointing at the real directory is ignored.
+#[test]
+fn config_keys_name_the_backend_and_directory_and_the_environment_does_not() {
+    let fx = Fixture::new();
+    let next = NextAgent::start(fx.path(), Some(1));
+    let sha = fx.commit(&[Item::File("entrypoint.sh", &entry("configured"))]);
+    let keys = |dir: &Path| {
+        format!(
+            "MEASUREMENT_BACKEND=dstack-native\nDSTACK_SOCKET={}\nRTMR3_PATH={}\nDSTACK_RUNTIME_DIR={}\n",
+            next.agent.socket_path().display(),
+            next.rtmr3.path().display(),
+            dir.display()
+        )
+    };
+    let elsewhere = fx.path().join("not-the-runtime-dir");
+    let config = fx.line_config(&sha, &keys(&elsewhere));
+    let run = run_bounded(
+        Launcher::new(fx.path())
+            .env("DSTACK_RUNTIME_DIR", next.runtime_dir().to_str().unwrap())
+            .args(["--platform", "tee", config.to_str().unwrap()]),
+    );
+    run.fails(1, elsewhere.to_str().unwrap());
+    assert!(next.rtmr3.received().is_empty());
+
+    let config = fx.line_config(&sha, &keys(next.runtime_dir()));
+    run_bounded(Launcher::new(fx.path()).args(["--platform", "tee", config.to_str().unwrap()]))
+        .success()
+        .stdout_has("RAN configured");
+    assert_eq!(next.lines().len(), next.boot_lines() + 3);
+    assert_eq!(
+        emit_event_calls(&next),
+        0,
+        "dstack-native never calls EmitEvent"
+    );
+    assert!(next.agent.replay_ok());
+}
