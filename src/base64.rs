@@ -73,12 +73,13 @@ mod tests {
             let mut count = 0;
             let mut decoded = Vec::new();
             for symbol in text.bytes().filter(|&b| b != b'=') {
-                let value = ALPHABET.iter().position(|&a| a == symbol).unwrap() as u32;
+                let value =
+                    u32::try_from(ALPHABET.iter().position(|&a| a == symbol).unwrap()).unwrap();
                 bits = (bits << 6) | value;
                 count += 6;
                 if count >= 8 {
                     count -= 8;
-                    decoded.push((bits >> count) as u8);
+                    decoded.push(u8::try_from(bits >> count).unwrap());
                     bits &= (1 << count) - 1;
                 }
             }

@@ -51,7 +51,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_enum, default_value_t = LogFormatArg::Text)]
     pub log_format: LogFormatArg,
 
-    /// Where tee mode measures [default: auto: the agent's EmitEvent, else dstack-native]
+    /// Where tee mode measures [default: auto: the agent's `EmitEvent`, else dstack-native]
     #[arg(long, global = true, value_enum)]
     pub measurement_backend: Option<BackendArg>,
 

@@ -1,5 +1,5 @@
 //! Measuring on the `next` dstack (no `EmitEvent`) exactly as dstack records events: the
-//! real binary against a stand-in `next` agent (tests/common/next_agent.rs) whose log is its
+//! real binary against a stand-in `next` agent (`tests/common/next_agent.rs`) whose log is its
 //! runtime event log and whose RTMR3 moves only through the measurement file.
 
 // Test code: a failed unwrap is a failed test.

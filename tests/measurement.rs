@@ -621,7 +621,7 @@ fn verifier_replay_matches(agent: &FakeAgent, fx: &Fixture) {
 }
 
 /// (d) An agent without `EmitEvent` and no dstack runtime log: `auto` no longer falls back
-/// to the sysfs file (the agent's log would not replay; see tests/dstack_native.rs) but
+/// to the sysfs file (the agent's log would not replay; see `tests/dstack_native.rs`) but
 /// fails closed naming what it tried. `tdx-sysfs` chosen explicitly: the file receives
 /// exactly the three digests in order, and the launcher's log holds the matching entries
 /// (dstack's format plus `boot_id`), written before each extension. The fake file extends

@@ -2036,7 +2036,7 @@ fn round_trip_tee_launch_through_the_fake_agent() {
 /// No `EmitEvent`, and `tdx-sysfs` chosen explicitly: the launcher extends natively and
 /// keeps its own log. The agent's `GetQuote` alone does not replay; with
 /// `--event-log <own log>` appended, it does. (`dstack-native`, where the agent's own
-/// `GetQuote` suffices, is in tests/dstack_native.rs.)
+/// `GetQuote` suffices, is in `tests/dstack_native.rs`.)
 #[test]
 fn round_trip_native_extension_with_appended_own_log() {
     let fx = Fixture::new();

@@ -246,7 +246,7 @@ fn line(event: &Event, version: DigestVersion) -> Line<'_> {
 impl Measurer for DstackNative {
     /// The agent's log, which holds our lines: it must replay to the quoted RTMR3.
     fn prior_launch(&mut self) -> Result<Vec<Event>, MeasureError> {
-        self.quoted(|agent| agent.prior_launch())
+        self.quoted(Measurer::prior_launch)
     }
 
     /// Lock, version, extend, append, unlock: dstack's order. A failed extension leaves no
@@ -291,7 +291,7 @@ mod tests {
         )
     }
 
-    /// dstack's serde_json of `RuntimeEvent`: `event`, base64 `payload`, `version` only for v2.
+    /// dstack's `serde_json` of `RuntimeEvent`: `event`, base64 `payload`, `version` only for v2.
     #[test]
     fn lines_are_dstacks_runtime_event_json() {
         let event = Event::new("trusted-launcher.config", b"sha256:ab\"\n".to_vec());

@@ -225,7 +225,7 @@ pub fn base64(bytes: &[u8]) -> String {
 /// Strict standard base64 with padding; `None` for anything else.
 #[must_use]
 pub fn unbase64(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 4 != 0 {
+    if !text.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::new();
@@ -236,7 +236,7 @@ pub fn unbase64(text: &str) -> Option<Vec<u8>> {
         }
         let mut n = 0u32;
         for &b in &quad[..4 - pad] {
-            n = (n << 6) | ALPHABET.iter().position(|&a| a == b)? as u32;
+            n = (n << 6) | u32::try_from(ALPHABET.iter().position(|&a| a == b)?).ok()?;
         }
         n <<= 6 * pad;
         let bytes = n.to_be_bytes();
