@@ -14,7 +14,7 @@ use std::path::Path;
 
 /// `O_NONBLOCK` on Linux (`x86_64` and `aarch64` share the generic value: `asm-generic/fcntl.h`).
 /// Spelled here because the crate takes no libc dependency for one constant.
-const O_NONBLOCK: i32 = 0o4000;
+pub(crate) const O_NONBLOCK: i32 = 0o4000;
 
 #[derive(Debug)]
 pub enum CappedReadError {

@@ -32,6 +32,7 @@ pub const VALUE_OPTIONS: &[&str] = &[
     "--measurement-backend",
     "--dstack-socket",
     "--rtmr3-path",
+    "--dstack-runtime-dir",
     "--docker",
     "--docker-config",
 ];
@@ -50,7 +51,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_enum, default_value_t = LogFormatArg::Text)]
     pub log_format: LogFormatArg,
 
-    /// Where tee mode measures [default: auto: the dstack agent, else the kernel's RTMR3 file]
+    /// Where tee mode measures [default: auto: the agent's `EmitEvent`, else dstack-native]
     #[arg(long, global = true, value_enum)]
     pub measurement_backend: Option<BackendArg>,
 
@@ -69,6 +70,10 @@ pub struct GlobalArgs {
         help = "The kernel's RTMR3 measurement file, for tdx-sysfs [default: /sys/devices/virtual/misc/tdx_guest/measurements/rtmr3:sha384]"
     )]
     pub rtmr3_path: Option<PathBuf>,
+
+    /// dstack's runtime event directory (lock, digest version, event log), for dstack-native [default: /run/log/dstack]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub dstack_runtime_dir: Option<PathBuf>,
 
     /// The docker CLI for image mode [default: docker on the system PATH]
     #[arg(long, global = true, value_name = "PATH")]
@@ -199,6 +204,7 @@ pub enum LogFormatArg {
 pub enum BackendArg {
     Auto,
     Dstack,
+    DstackNative,
     TdxSysfs,
     Local,
 }

@@ -31,7 +31,7 @@ pub fn decode_exact<const N: usize>(text: &str) -> Option<[u8; N]> {
 /// Decodes lowercase hex of any even length (payloads).
 #[must_use]
 pub fn decode(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     text.as_bytes()

@@ -15,6 +15,7 @@ use crate::git;
 use crate::git_launch;
 use crate::image_launch;
 use crate::log::Logger;
+use crate::measure::dstack_native::DEFAULT_RUNTIME_DIR;
 use crate::measure::tdx_sysfs::DEFAULT_RTMR3_PATH;
 use crate::measure::{
     self, BackendChoice, COMPOSE_EVENT, DEFAULT_EVENT_LOG, Event, MeasureError, MeasureSettings,
@@ -38,6 +39,7 @@ pub struct Options {
     pub backend: Option<BackendChoice>,
     pub dstack_socket: Option<PathBuf>,
     pub rtmr3_path: Option<PathBuf>,
+    pub dstack_runtime_dir: Option<PathBuf>,
     pub format: Option<ConfigFormat>,
     /// The docker CLI to use instead of the one on the system PATH.
     pub docker: Option<PathBuf>,
@@ -359,6 +361,11 @@ fn measure_settings(options: &Options, spec: &MeasurementSpec) -> MeasureSetting
             .clone()
             .or_else(|| spec.rtmr3_path.clone())
             .unwrap_or_else(|| PathBuf::from(DEFAULT_RTMR3_PATH)),
+        dstack_runtime_dir: options
+            .dstack_runtime_dir
+            .clone()
+            .or_else(|| spec.dstack_runtime_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_RUNTIME_DIR)),
         event_log: options
             .event_log
             .clone()

@@ -4,6 +4,7 @@
 //! chooses exit codes.
 
 pub mod approval;
+pub mod base64;
 pub mod capped_read;
 pub mod cli;
 pub mod compose;
@@ -95,11 +96,13 @@ fn dispatch(cli: Cli, log: &Logger) -> Result<i32, Error> {
             backend: global.measurement_backend.map(|b| match b {
                 BackendArg::Auto => BackendChoice::Auto,
                 BackendArg::Dstack => BackendChoice::Dstack,
+                BackendArg::DstackNative => BackendChoice::DstackNative,
                 BackendArg::TdxSysfs => BackendChoice::TdxSysfs,
                 BackendArg::Local => BackendChoice::Local,
             }),
             dstack_socket: global.dstack_socket.clone(),
             rtmr3_path: global.rtmr3_path.clone(),
+            dstack_runtime_dir: global.dstack_runtime_dir.clone(),
             docker: global.docker.clone(),
             docker_config: global.docker_config.clone(),
             format: global.format.map(|f| match f {

@@ -116,13 +116,17 @@ pub fn guard(
     log: &Logger,
 ) -> Result<Option<OsString>, Error> {
     if platform == Platform::Nontee {
-        let config_asks = match (spec.backend, &spec.dstack_socket) {
-            (Some(backend), _) if backend != BackendChoice::Local => {
+        let config_asks = match (spec.backend, &spec.dstack_socket, &spec.dstack_runtime_dir) {
+            (Some(backend), _, _) if backend != BackendChoice::Local => {
                 Some(format!("the config names measurement backend {backend}"))
             }
-            (_, Some(socket)) => Some(format!(
+            (_, Some(socket), _) => Some(format!(
                 "the config names the dstack agent socket {}",
                 socket.display()
+            )),
+            (_, _, Some(dir)) => Some(format!(
+                "the config names the dstack runtime directory {}",
+                dir.display()
             )),
             _ => None,
         };

@@ -157,6 +157,35 @@ fn git_mode_example_pins_a_commit_in_the_attested_config() {
     );
 }
 
+/// The `next` dstack variant: `dstack-native` in the attested config, and the mounts it
+/// needs (dstack's runtime directory read-write, the measurement directory writable).
+#[test]
+fn git_mode_next_example_measures_as_dstack_does() {
+    let example = Example::load("git-mode-next");
+    example.check_pins_and_sockets();
+    let scratch = tempfile::tempdir().unwrap();
+    let config = example.launcher_config(scratch.path());
+    assert_eq!(
+        config.measurement.backend,
+        Some(trusted_launcher::measure::BackendChoice::DstackNative)
+    );
+    assert_eq!(
+        config.measurement.dstack_runtime_dir.as_deref(),
+        Some(Path::new("/run/log/dstack"))
+    );
+    let volumes = Example::strings(&example.service("launcher")["volumes"]);
+    for wanted in [
+        "/run/log/dstack:/run/log/dstack",
+        "/sys/devices/virtual/misc/tdx_guest/measurements:/sys/devices/virtual/misc/tdx_guest/measurements:rw",
+    ] {
+        assert!(volumes.contains(&wanted), "{wanted} not in {volumes:?}");
+    }
+    let WorkloadSpec::Git(git) = config.workload else {
+        panic!("git-mode-next example is not git mode")
+    };
+    assert!(example.launcher_volume_holding(&git.work_dir).is_some());
+}
+
 #[test]
 fn image_mode_example_reads_its_approved_list_from_a_volume() {
     let example = Example::load("image-mode");
@@ -244,7 +273,10 @@ fn every_example_directory_is_tested_and_linked_from_the_readme() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["git-mode", "image-mode", "near-migration"]);
+    assert_eq!(
+        names,
+        ["git-mode", "git-mode-next", "image-mode", "near-migration"]
+    );
     for name in names {
         let link = format!("examples/dstack/{name}/");
         assert!(readme.contains(&link), "README does not link {link}");

@@ -1,6 +1,6 @@
 //! TEE measurement (issue 3): the real binary against a fake dstack guest agent and a fake
 //! sysfs RTMR3 file. Events and payloads as `plan --json` prints them, RTMR3 replayable
-//! from the agent's log, once per boot, the fallback to sysfs, and every failure closed.
+//! from the agent's log, once per boot, explicit tdx-sysfs, and every failure closed.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(
@@ -620,13 +620,15 @@ fn verifier_replay_matches(agent: &FakeAgent, fx: &Fixture) {
     assert_eq!(hex(&replay(&digests)), hex(&agent.rtmr3()));
 }
 
-/// (d) An agent without `EmitEvent`: `auto` falls back to the sysfs file, which receives
+/// (d) An agent without `EmitEvent` and no dstack runtime log: `auto` no longer falls back
+/// to the sysfs file (the agent's log would not replay; see `tests/dstack_native.rs`) but
+/// fails closed naming what it tried. `tdx-sysfs` chosen explicitly: the file receives
 /// exactly the three digests in order, and the launcher's log holds the matching entries
 /// (dstack's format plus `boot_id`), written before each extension. The fake file extends
 /// the agent's register as the kernel would, so the agent's own log no longer replays to
 /// its quote: the launcher must still recognise its restart in the same boot.
 #[test]
-fn auto_falls_back_to_sysfs_when_the_agent_has_no_emit_event() {
+fn explicit_tdx_sysfs_when_the_agent_has_no_emit_event() {
     let fx = Fixture::new();
     let agent = FakeAgent::start(fx.path(), Mode::NoEmitEvent);
     let rtmr3 = FakeRtmr3::start_linked(
@@ -636,9 +638,25 @@ fn auto_falls_back_to_sysfs_when_the_agent_has_no_emit_event() {
     );
     let (_, config) = workload(&fx, "native");
     let planned = plan(&fx, &config);
-    run_bounded(tee_with_rtmr3(&fx, agent.endpoint(), rtmr3.path()).arg(config.to_str().unwrap()))
-        .success()
-        .stdout_has("RAN native");
+    let no_runtime_dir = fx.path().join("no-run-log-dstack");
+    let run = run_bounded(
+        tee_with_rtmr3(&fx, agent.endpoint(), rtmr3.path())
+            .args(["--dstack-runtime-dir", no_runtime_dir.to_str().unwrap()])
+            .arg(config.to_str().unwrap()),
+    );
+    failed_closed(&run, &agent, "no RTMR3 backend");
+    run.stderr_has("Service not found: EmitEvent")
+        .stderr_has(no_runtime_dir.to_str().unwrap())
+        .stderr_has("tdx-sysfs is never chosen automatically");
+    assert!(rtmr3.received().is_empty() && own_log(&fx).is_empty());
+
+    run_bounded(
+        tee_with_rtmr3(&fx, agent.endpoint(), rtmr3.path())
+            .args(["--measurement-backend", "tdx-sysfs"])
+            .arg(config.to_str().unwrap()),
+    )
+    .success()
+    .stdout_has("RAN native");
 
     let expected: Vec<u8> = planned
         .iter()
@@ -653,7 +671,7 @@ fn auto_falls_back_to_sysfs_when_the_agent_has_no_emit_event() {
             .filter(|r| r.method == "EmitEvent")
             .count(),
         1,
-        "EmitEvent tried once, then native: {:?}",
+        "EmitEvent tried once by auto, never by tdx-sysfs: {:?}",
         agent.methods()
     );
 
@@ -684,7 +702,9 @@ fn auto_falls_back_to_sysfs_when_the_agent_has_no_emit_event() {
 
     // Same boot, same config (a container restart): the launcher's own log says it is done.
     let run = run_bounded(
-        tee_with_rtmr3(&fx, agent.endpoint(), rtmr3.path()).arg(config.to_str().unwrap()),
+        tee_with_rtmr3(&fx, agent.endpoint(), rtmr3.path())
+            .args(["--measurement-backend", "tdx-sysfs"])
+            .arg(config.to_str().unwrap()),
     );
     run.success()
         .stderr_has("already measured in this boot")
@@ -694,8 +714,8 @@ fn auto_falls_back_to_sysfs_when_the_agent_has_no_emit_event() {
     verifier_replay_matches(&agent, &fx);
 }
 
-/// (d) continued: after a native launch, a different workload in the same boot is measured
-/// natively again and the launcher's log shows both launches.
+/// (d) continued: after a `tdx-sysfs` launch, a different workload in the same boot is
+/// measured natively again and the launcher's log shows both launches.
 #[test]
 fn native_launch_of_a_different_workload_is_measured_again() {
     let fx = Fixture::new();
@@ -707,17 +727,25 @@ fn native_launch_of_a_different_workload_is_measured_again() {
     );
     let (_, first) = workload(&fx, "first");
     let first_plan = plan(&fx, &first);
-    run_bounded(tee_with_rtmr3(&fx, agent.endpoint(), rtmr3.path()).arg(first.to_str().unwrap()))
-        .success()
-        .stdout_has("RAN first");
+    run_bounded(
+        tee_with_rtmr3(&fx, agent.endpoint(), rtmr3.path())
+            .args(["--measurement-backend", "tdx-sysfs"])
+            .arg(first.to_str().unwrap()),
+    )
+    .success()
+    .stdout_has("RAN first");
     wait_for_bytes(&rtmr3, 144);
 
     let (_, second) = workload(&fx, "second");
     let second_plan = plan(&fx, &second);
-    run_bounded(tee_with_rtmr3(&fx, agent.endpoint(), rtmr3.path()).arg(second.to_str().unwrap()))
-        .success()
-        .stderr_lacks("already measured")
-        .stdout_has("RAN second");
+    run_bounded(
+        tee_with_rtmr3(&fx, agent.endpoint(), rtmr3.path())
+            .args(["--measurement-backend", "tdx-sysfs"])
+            .arg(second.to_str().unwrap()),
+    )
+    .success()
+    .stderr_lacks("already measured")
+    .stdout_has("RAN second");
     let expected: Vec<u8> = first_plan
         .iter()
         .chain(&second_plan)
@@ -984,8 +1012,8 @@ fn backend_and_platform_mismatches_are_usage_errors() {
     assert!(fx.events().is_empty());
 }
 
-/// An RTMR3 extension that neither the agent's log nor the launcher's own log explains
-/// (something else wrote the register): `auto` refuses to launch rather than guess.
+/// An RTMR3 extension the agent's log does not explain (something else wrote the
+/// register): `auto` refuses to launch rather than guess.
 #[test]
 fn unexplained_rtmr3_extension_stops_the_launch() {
     let fx = Fixture::new();
@@ -998,10 +1026,8 @@ fn unexplained_rtmr3_extension_stops_the_launch() {
     agent.register().extend_natively(&[7u8; 48]);
     let (_, config) = workload(&fx, "foreign");
     run_bounded(tee_with_rtmr3(&fx, agent.endpoint(), rtmr3.path()).arg(config.to_str().unwrap()))
-        .fails(
-            1,
-            "is not the replay of the agent's log followed by this boot's entries",
-        )
+        .fails(1, "dstack agent's event log replays to RTMR3")
+        .stderr_has("but its quote says")
         .stderr_lacks("RAN foreign");
     assert!(own_log(&fx).is_empty(), "nothing measured");
 }
@@ -1036,16 +1062,24 @@ fn forged_own_log_cannot_skip_native_measurement() {
         .collect();
     let forged = forged.join("\n") + "\n";
     std::fs::write(fx.event_log(), forged).unwrap();
-    for backend in ["tdx-sysfs", "auto"] {
-        run_bounded(
-            tee_with_rtmr3(&fx, agent.endpoint(), rtmr3.path())
-                .args(["--measurement-backend", backend])
-                .arg(config.to_str().unwrap()),
-        )
-        .fails(
-            1,
-            "is not the replay of the agent's log followed by this boot's entries",
-        )
-        .stderr_lacks("already measured");
-    }
+    run_bounded(
+        tee_with_rtmr3(&fx, agent.endpoint(), rtmr3.path())
+            .args(["--measurement-backend", "tdx-sysfs"])
+            .arg(config.to_str().unwrap()),
+    )
+    .fails(
+        1,
+        "is not the replay of the agent's log followed by this boot's entries",
+    )
+    .stderr_lacks("already measured");
+    // `auto` never reads the launcher's own log: the agent's log shows nothing measured, and
+    // with no way to measure here it stops.
+    let no_runtime_dir = fx.path().join("no-run-log-dstack");
+    run_bounded(
+        tee_with_rtmr3(&fx, agent.endpoint(), rtmr3.path())
+            .args(["--dstack-runtime-dir", no_runtime_dir.to_str().unwrap()])
+            .arg(config.to_str().unwrap()),
+    )
+    .fails(1, "no RTMR3 backend")
+    .stderr_lacks("already measured");
 }

@@ -2034,8 +2034,10 @@ fn round_trip_tee_launch_through_the_fake_agent() {
     }
 }
 
-/// No `EmitEvent`: the launcher extends natively and keeps its own log. The agent's
-/// `GetQuote` alone does not replay; with `--event-log <own log>` appended, it does.
+/// No `EmitEvent`, and `tdx-sysfs` chosen explicitly: the launcher extends natively and
+/// keeps its own log. The agent's `GetQuote` alone does not replay; with
+/// `--event-log <own log>` appended, it does. (`dstack-native`, where the agent's own
+/// `GetQuote` suffices, is in `tests/dstack_native.rs`.)
 #[test]
 fn round_trip_native_extension_with_appended_own_log() {
     let fx = Fixture::new();
@@ -2048,6 +2050,7 @@ fn round_trip_native_extension_with_appended_own_log() {
     let (sha, config) = workload(&fx, "native");
     let config_sha256 = planned_config_sha256(&fx, &config);
     tee(&fx, agent.endpoint(), rtmr3.path())
+        .args(["--measurement-backend", "tdx-sysfs"])
         .arg(config.to_str().unwrap())
         .run()
         .success()

@@ -24,6 +24,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 # - public_logs / public_sysinfo: anyone can read what the launcher logged.
 EXAMPLES = {
     "git-mode": {"name": "trusted-launcher-git", "gateway_enabled": False},
+    "git-mode-next": {"name": "trusted-launcher-git-next", "gateway_enabled": False},
     "image-mode": {"name": "trusted-launcher-image", "gateway_enabled": True},
     "near-migration": {"name": "mpc-node", "gateway_enabled": False},
 }

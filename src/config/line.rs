@@ -26,6 +26,7 @@ pub const KEYS: KeyNames = KeyNames {
     backend: "MEASUREMENT_BACKEND",
     dstack_socket: "DSTACK_SOCKET",
     rtmr3_path: "RTMR3_PATH",
+    dstack_runtime_dir: "DSTACK_RUNTIME_DIR",
     install_timeout: "INSTALL_TIMEOUT",
 };
 
@@ -114,6 +115,7 @@ fn assign(raw: &mut RawConfig, key: &str, value: String, line: usize) -> Result<
         k if k == KEYS.backend => (&mut raw.backend, KEYS.backend),
         k if k == KEYS.dstack_socket => (&mut raw.dstack_socket, KEYS.dstack_socket),
         k if k == KEYS.rtmr3_path => (&mut raw.rtmr3_path, KEYS.rtmr3_path),
+        k if k == KEYS.dstack_runtime_dir => (&mut raw.dstack_runtime_dir, KEYS.dstack_runtime_dir),
         k if k == KEYS.install_timeout => (&mut raw.install_timeout, KEYS.install_timeout),
         _ => {
             return Err(Problem::at(

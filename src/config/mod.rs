@@ -163,6 +163,8 @@ pub struct MeasurementSpec {
     pub backend: Option<BackendChoice>,
     pub dstack_socket: Option<PathBuf>,
     pub rtmr3_path: Option<PathBuf>,
+    /// dstack's runtime event directory for `dstack-native`.
+    pub dstack_runtime_dir: Option<PathBuf>,
 }
 
 /// The git workload: where it comes from, where it goes, how it starts.
@@ -350,6 +352,7 @@ fn measurement(raw: &mut RawConfig, check: &mut Checker<'_>) -> MeasurementSpec 
             .and_then(|v| check.backend(&v)),
         dstack_socket: path(check, raw.dstack_socket.take()),
         rtmr3_path: path(check, raw.rtmr3_path.take()),
+        dstack_runtime_dir: path(check, raw.dstack_runtime_dir.take()),
     }
 }
 
@@ -509,7 +512,7 @@ impl Checker<'_> {
                 ProblemKind::InvalidChoice {
                     key: value.key,
                     value: value.value.clone(),
-                    expected: "auto, dstack, tdx-sysfs, local",
+                    expected: "auto, dstack, dstack-native, tdx-sysfs, local",
                 },
             );
         }
@@ -663,7 +666,7 @@ mod tests {
             ),
             (
                 "MEASUREMENT_BACKEND=tpm\n",
-                r#"c.conf:4: MEASUREMENT_BACKEND must be one of auto, dstack, tdx-sysfs, local (got "tpm")"#,
+                r#"c.conf:4: MEASUREMENT_BACKEND must be one of auto, dstack, dstack-native, tdx-sysfs, local (got "tpm")"#,
             ),
         ] {
             assert_eq!(

@@ -29,6 +29,7 @@ pub struct RawConfig {
     pub backend: Option<Located<String>>,
     pub dstack_socket: Option<Located<String>>,
     pub rtmr3_path: Option<Located<String>>,
+    pub dstack_runtime_dir: Option<Located<String>>,
     /// Seconds, as written (TOML: an integer).
     pub install_timeout: Option<Located<String>>,
     /// Line of the `[git]` table (TOML); the line format is always git.
@@ -85,5 +86,6 @@ pub struct KeyNames {
     pub backend: &'static str,
     pub dstack_socket: &'static str,
     pub rtmr3_path: &'static str,
+    pub dstack_runtime_dir: &'static str,
     pub install_timeout: &'static str,
 }

@@ -31,6 +31,7 @@ pub const KEYS: KeyNames = KeyNames {
     backend: "measurement.backend",
     dstack_socket: "measurement.dstack_socket",
     rtmr3_path: "measurement.rtmr3_path",
+    dstack_runtime_dir: "measurement.dstack_runtime_dir",
     install_timeout: "git.install_timeout",
 };
 
@@ -123,6 +124,11 @@ pub fn parse(text: &str) -> (RawConfig, Vec<Problem>) {
         raw.backend = reader.string(&mut measurement, "backend", KEYS.backend);
         raw.dstack_socket = reader.string(&mut measurement, "dstack_socket", KEYS.dstack_socket);
         raw.rtmr3_path = reader.string(&mut measurement, "rtmr3_path", KEYS.rtmr3_path);
+        raw.dstack_runtime_dir = reader.string(
+            &mut measurement,
+            "dstack_runtime_dir",
+            KEYS.dstack_runtime_dir,
+        );
         reader.unknown_keys(measurement, "measurement.");
     }
     reader.unknown_keys(root, "");
@@ -318,12 +324,16 @@ mod tests {
     #[test]
     fn reads_all_keys_with_lines() {
         let (raw, problems) = parse(
-            "[git]\nrepo = \"r\"\ncommit = \"c\"\nwork_dir = \"/w\"\nsubdir = \"s\"\nentrypoint = \"e.sh\"\ninstall = \"i\"\nrun = \"x\"\napproved_list = \"/a.json\"\noverride = \"o\"\nallow_env = [\"A\", \"B\"]\n[measurement]\nevent_log = \"/l\"\n",
+            "[git]\nrepo = \"r\"\ncommit = \"c\"\nwork_dir = \"/w\"\nsubdir = \"s\"\nentrypoint = \"e.sh\"\ninstall = \"i\"\nrun = \"x\"\napproved_list = \"/a.json\"\noverride = \"o\"\nallow_env = [\"A\", \"B\"]\n[measurement]\nevent_log = \"/l\"\nbackend = \"dstack-native\"\ndstack_runtime_dir = \"/run/log/dstack\"\n",
         );
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(raw.commit.as_ref().unwrap().line, 3);
         assert_eq!(raw.allow_env.unwrap().value, ["A", "B"]);
         assert_eq!(raw.event_log.unwrap().value, "/l");
+        assert_eq!(raw.backend.unwrap().value, "dstack-native");
+        let dir = raw.dstack_runtime_dir.unwrap();
+        assert_eq!((dir.key, dir.line), ("measurement.dstack_runtime_dir", 15));
+        assert_eq!(dir.value, "/run/log/dstack");
         assert_eq!(raw.override_commit.unwrap().value, "o");
     }
 

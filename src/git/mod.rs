@@ -315,10 +315,10 @@ fn require_plain_store(git_dir: &Path) -> Result<(), GitError> {
         source,
     };
     let shallow = git_dir.join("shallow");
-    if let Ok(meta) = fs::symlink_metadata(&shallow) {
-        if !meta.is_file() {
-            return Err(special(&shallow, kind_name(meta.file_type())));
-        }
+    if let Ok(meta) = fs::symlink_metadata(&shallow)
+        && !meta.is_file()
+    {
+        return Err(special(&shallow, kind_name(meta.file_type())));
     }
     let mut pending = vec![git_dir.join("objects")];
     while let Some(dir) = pending.pop() {

@@ -1,17 +1,18 @@
-//! `auto`: the dstack agent if it can extend RTMR3, else the kernel's measurement file,
+//! `auto`: the dstack agent's `EmitEvent` if it has one (dstack 0.5.x), else dstack's own
+//! runtime event log and the kernel's measurement file (`dstack-native`, the `next` dstack),
 //! else fail closed naming what was tried.
 //!
-//! Whether an agent still has `EmitEvent` is only known by calling it (the next dstack
-//! release answers `Service not found: EmitEvent`), so the choice is made on the first
-//! event — unless this boot's logs already show which backend earlier launches used.
+//! Whether an agent still has `EmitEvent` is only known by calling it (the `next` dstack
+//! answers `Service not found: EmitEvent`), so the choice is made on the first event. Both
+//! choices leave every event in the agent's own log, so this boot's record is always that
+//! log, and it must replay to the quoted RTMR3. `tdx-sysfs` (events only in the launcher's
+//! own log) is never chosen here: a verifier replaying the agent's log would then fail.
 
 use std::path::{Path, PathBuf};
 
 use super::dstack::Dstack;
+use super::dstack_native::{self, DstackNative, NativeLogError};
 use super::event::Event;
-use super::event_log::LocalEventLog;
-use super::replay::last_launch;
-use super::tdx_sysfs::TdxSysfs;
 use super::{MeasureError, Measurer};
 use crate::log::Logger;
 
@@ -21,7 +22,7 @@ pub struct Auto {
     /// What discovery tried when no agent was found.
     dstack_tried: Vec<String>,
     rtmr3: PathBuf,
-    event_log: PathBuf,
+    runtime_dir: PathBuf,
     chosen: Option<Box<dyn Measurer>>,
     log: Logger,
 }
@@ -31,7 +32,7 @@ impl Auto {
     pub fn new(
         dstack: Result<Dstack, Vec<String>>,
         rtmr3: &Path,
-        event_log: &Path,
+        runtime_dir: &Path,
         log: Logger,
     ) -> Self {
         let (dstack, dstack_tried) = match dstack {
@@ -42,66 +43,46 @@ impl Auto {
             dstack,
             dstack_tried,
             rtmr3: rtmr3.to_owned(),
-            event_log: event_log.to_owned(),
+            runtime_dir: runtime_dir.to_owned(),
             chosen: None,
             log,
         }
     }
 
-    fn sysfs(&self) -> Option<TdxSysfs> {
-        self.rtmr3
-            .exists()
-            .then(|| TdxSysfs::new(&self.rtmr3, LocalEventLog::new(&self.event_log)))
-    }
-
-    fn nothing_available(&self, dstack_problem: &str) -> MeasureError {
+    fn no_agent(&self) -> MeasureError {
         MeasureError::NoBackend {
             tried: format!(
-                "{dstack_problem}; RTMR3 file {} does not exist",
-                self.rtmr3.display()
+                "no dstack agent ({}); tdx-sysfs is never chosen automatically (with it, verifiers must be handed the launcher's own log)",
+                self.dstack_tried.join(", ")
             ),
         }
     }
 }
 
 impl Measurer for Auto {
-    /// Decides from this boot's records where possible. The agent's quote is the judge:
-    /// if its log alone replays to the quoted RTMR3, earlier launches (if any) went through
-    /// the agent; if its log followed by our own log does, they were extended natively;
-    /// anything else is an unexplained extension, and the launch stops.
+    /// The agent's log is this boot's record whichever way earlier launches measured: it
+    /// must alone replay to the quoted RTMR3, or the launch stops (an extension nobody
+    /// logged, such as an earlier `tdx-sysfs` launch, cannot be explained here).
     fn prior_launch(&mut self) -> Result<Vec<Event>, MeasureError> {
-        if let Some(dstack) = self.dstack.take() {
-            let quoted = dstack.quoted_log()?;
-            if quoted.replayed == quoted.quoted {
-                let prior = last_launch(&quoted.events);
-                if prior.is_empty() {
-                    // Nothing measured yet this boot: the first event decides.
-                    self.dstack = Some(dstack);
-                } else {
-                    self.chosen = Some(Box::new(dstack));
-                }
-                return Ok(prior);
+        let Some(dstack) = &mut self.dstack else {
+            return Err(self.no_agent());
+        };
+        // Where dstack's runtime log is here, read the agent's record under dstack's lock, so
+        // that no writer is between its extension and its line. A lock that cannot even be
+        // opened (a read-only mount on a 0.5.x host) only loses that guarantee: a writer
+        // caught mid-event then shows as a mismatch, and the launch stops.
+        let lock = if self.runtime_dir.is_dir() {
+            match dstack_native::lock(&self.runtime_dir) {
+                Ok(lock) => Some(lock),
+                Err(error @ NativeLogError::LockTimedOut { .. }) => return Err(error.into()),
+                Err(_) => None,
             }
-            let Some(sysfs) = self.sysfs() else {
-                return Err(quoted.require_complete().err().map_or_else(
-                    || self.nothing_available("dstack agent's log is incomplete"),
-                    MeasureError::from,
-                ));
-            };
-            let ours = sysfs.this_boot()?;
-            if !quoted.extended_by(&ours) {
-                return Err(sysfs.inconsistent(&quoted));
-            }
-            self.chosen = Some(Box::new(sysfs.with_agent(dstack)));
-            return Ok(last_launch(&ours));
-        }
-        if let Some(mut sysfs) = self.sysfs() {
-            let prior = sysfs.prior_launch()?;
-            self.chosen = Some(Box::new(sysfs));
-            return Ok(prior);
-        }
-        let tried = format!("no dstack agent ({})", self.dstack_tried.join(", "));
-        Err(self.nothing_available(&tried))
+        } else {
+            None
+        };
+        let prior = dstack.prior_launch();
+        drop(lock);
+        prior
     }
 
     fn extend(&mut self, event: &Event) -> Result<(), MeasureError> {
@@ -109,8 +90,7 @@ impl Measurer for Auto {
             return chosen.extend(event);
         }
         let Some(dstack) = self.dstack.take() else {
-            let tried = format!("no dstack agent ({})", self.dstack_tried.join(", "));
-            return Err(self.nothing_available(&tried));
+            return Err(self.no_agent());
         };
         match dstack.emit(event) {
             Ok(()) => {
@@ -118,19 +98,23 @@ impl Measurer for Auto {
                 Ok(())
             }
             Err(error) if error.is_emit_event_missing() => {
-                let Some(mut sysfs) = self.sysfs() else {
-                    return Err(self.nothing_available(&format!(
-                        "dstack agent at {} has no EmitEvent ({error})",
-                        dstack.endpoint()
-                    )));
-                };
-                self.log.warn(&format!(
-                    "dstack agent at {} has no EmitEvent; extending RTMR3 natively through {}",
+                if let Some(missing) = dstack_native::unavailable(&self.runtime_dir, &self.rtmr3) {
+                    return Err(MeasureError::NoBackend {
+                        tried: format!(
+                            "dstack agent at {} has no EmitEvent ({error}); dstack-native: {missing}; tdx-sysfs is never chosen automatically (with it, verifiers must be handed the launcher's own log)",
+                            dstack.endpoint()
+                        ),
+                    });
+                }
+                self.log.info(&format!(
+                    "dstack agent at {} has no EmitEvent; measuring as dstack itself does: RTMR3 through {}, events in {}",
                     dstack.endpoint(),
-                    self.rtmr3.display()
+                    self.rtmr3.display(),
+                    self.runtime_dir.join(dstack_native::LOG_FILE).display()
                 ));
-                sysfs.extend(event)?;
-                self.chosen = Some(Box::new(sysfs.with_agent(dstack)));
+                let mut native = DstackNative::new(&self.runtime_dir, &self.rtmr3, dstack);
+                native.extend(event)?;
+                self.chosen = Some(Box::new(native));
                 Ok(())
             }
             Err(error) => Err(error.into()),

@@ -2,6 +2,7 @@
 
 pub mod auto;
 pub mod dstack;
+pub mod dstack_native;
 pub mod event;
 pub mod event_log;
 pub mod http;
@@ -18,6 +19,7 @@ use crate::log::Logger;
 use crate::platform::Platform;
 use auto::Auto;
 use dstack::{Dstack, DstackError};
+use dstack_native::{DstackNative, NativeLogError};
 use tdx_sysfs::TdxSysfs;
 
 /// Where the local event log goes when neither `--event-log` nor the config names one.
@@ -43,6 +45,7 @@ pub trait Measurer: fmt::Debug {
 pub enum BackendChoice {
     Auto,
     Dstack,
+    DstackNative,
     TdxSysfs,
     Local,
 }
@@ -53,6 +56,7 @@ impl BackendChoice {
         match text {
             "auto" => Some(Self::Auto),
             "dstack" => Some(Self::Dstack),
+            "dstack-native" => Some(Self::DstackNative),
             "tdx-sysfs" => Some(Self::TdxSysfs),
             "local" => Some(Self::Local),
             _ => None,
@@ -65,6 +69,7 @@ impl fmt::Display for BackendChoice {
         f.write_str(match self {
             Self::Auto => "auto",
             Self::Dstack => "dstack",
+            Self::DstackNative => "dstack-native",
             Self::TdxSysfs => "tdx-sysfs",
             Self::Local => "local",
         })
@@ -78,6 +83,8 @@ pub struct MeasureSettings {
     pub backend: Option<BackendChoice>,
     pub dstack_socket: Option<PathBuf>,
     pub rtmr3_path: PathBuf,
+    /// dstack's runtime event directory (`dstack-native`): config file or command line only.
+    pub dstack_runtime_dir: PathBuf,
     pub event_log: PathBuf,
     /// `DSTACK_SIMULATOR_ENDPOINT`, when the launcher decided to honour it (no TDX guest and
     /// no agent at a default socket); never read from the environment here.
@@ -96,6 +103,8 @@ pub enum MeasureError {
     NoBackend { tried: String },
     #[error(transparent)]
     Dstack(#[from] DstackError),
+    #[error(transparent)]
+    DstackNative(#[from] NativeLogError),
     #[error("RTMR3 in the agent's quote ({quoted}) is not the replay of the agent's log followed by this boot's entries of {}; refusing to launch (an extension without a log entry, or a log entry without an extension: reboot to start clean)", log.display())]
     NativeReplay { log: PathBuf, quoted: String },
     #[error("cannot extend RTMR3 through {path}: {source}")]
@@ -174,16 +183,19 @@ pub fn backend(
                 },
             ))
         }
-        (Platform::Tee, BackendChoice::Dstack) => {
-            let (endpoint, source) = dstack::discover(
-                settings.dstack_socket.as_deref(),
-                settings.simulator.as_deref(),
-            )
-            .map_err(|tried| MeasureError::NoBackend {
-                tried: format!("no dstack agent ({})", tried.join(", ")),
-            })?;
-            note_endpoint(log, source, &endpoint);
-            Ok(Box::new(Dstack::new(endpoint)))
+        (Platform::Tee, BackendChoice::Dstack) => Ok(Box::new(agent(settings, log)?)),
+        (Platform::Tee, BackendChoice::DstackNative) => {
+            let agent = agent(settings, log)?;
+            if let Some(tried) =
+                dstack_native::unavailable(&settings.dstack_runtime_dir, &settings.rtmr3_path)
+            {
+                return Err(MeasureError::NoBackend { tried });
+            }
+            Ok(Box::new(DstackNative::new(
+                &settings.dstack_runtime_dir,
+                &settings.rtmr3_path,
+                agent,
+            )))
         }
         (Platform::Tee, BackendChoice::Auto) => {
             let found = dstack::discover(
@@ -196,11 +208,24 @@ pub fn backend(
             Ok(Box::new(Auto::new(
                 found.map(|(endpoint, _)| Dstack::new(endpoint)),
                 &settings.rtmr3_path,
-                &settings.event_log,
+                &settings.dstack_runtime_dir,
                 log.clone(),
             )))
         }
     }
+}
+
+/// The agent an explicit `dstack` or `dstack-native` backend needs.
+fn agent(settings: &MeasureSettings, log: &Logger) -> Result<Dstack, MeasureError> {
+    let (endpoint, source) = dstack::discover(
+        settings.dstack_socket.as_deref(),
+        settings.simulator.as_deref(),
+    )
+    .map_err(|tried| MeasureError::NoBackend {
+        tried: format!("no dstack agent ({})", tried.join(", ")),
+    })?;
+    note_endpoint(log, source, &endpoint);
+    Ok(Dstack::new(endpoint))
 }
 
 fn note_endpoint(log: &Logger, source: &str, endpoint: &http::Endpoint) {

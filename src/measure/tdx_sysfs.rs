@@ -1,5 +1,6 @@
-//! Native RTMR3 extension through the kernel's TDX measurement file, for agents without
-//! `EmitEvent`, with the launcher's own event log as the record a verifier replays.
+//! Native RTMR3 extension through the kernel's TDX measurement file, with the launcher's own
+//! event log as the record a verifier replays: only for hosts without dstack's runtime event
+//! log (see `dstack_native` for the `next` dstack). Verifiers must be handed that own log.
 //!
 //! Order: the log entry is written and synced first, then the register is extended. A crash
 //! in between leaves a log entry the register lacks: the replay of the log then does not
@@ -59,19 +60,17 @@ impl TdxSysfs {
             quoted: hex::encode(&quoted.quoted),
         }
     }
+}
 
-    /// Writes the 48-byte digest in one write at offset 0: the kernel extends RTMR3 with it.
-    fn extend_register(&self, digest: &[u8; 48]) -> Result<(), MeasureError> {
-        let io = |source| MeasureError::Sysfs {
-            path: self.rtmr3.clone(),
-            source,
-        };
-        let mut file = OpenOptions::new()
-            .write(true)
-            .open(&self.rtmr3)
-            .map_err(io)?;
-        file.write_all(digest).map_err(io)
-    }
+/// Writes the 48-byte digest to the measurement file `rtmr3` in one write at offset 0: the
+/// kernel extends RTMR3 with it (what dstack's `tdx-attest` `extend_rtmr_via_sysfs` does).
+pub fn extend_register(rtmr3: &Path, digest: &[u8; 48]) -> Result<(), MeasureError> {
+    let io = |source| MeasureError::Sysfs {
+        path: rtmr3.to_owned(),
+        source,
+    };
+    let mut file = OpenOptions::new().write(true).open(rtmr3).map_err(io)?;
+    file.write_all(digest).map_err(io)
 }
 
 impl Measurer for TdxSysfs {
@@ -95,7 +94,7 @@ impl Measurer for TdxSysfs {
 
     fn extend(&mut self, event: &Event) -> Result<(), MeasureError> {
         self.log.append(event)?;
-        self.extend_register(&event.digest())
+        extend_register(&self.rtmr3, &event.digest())
     }
 
     fn confirm(&mut self, expected: &[Event]) -> Result<(), MeasureError> {

@@ -102,7 +102,7 @@ fn two_digit_year(yy: u64, now: SystemTime) -> u64 {
 }
 
 fn is_leap(year: u64) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+    (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400)
 }
 
 fn days_in(year: u64, month: usize) -> u64 {

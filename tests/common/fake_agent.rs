@@ -88,6 +88,8 @@ pub struct Entry {
     pub digest: [u8; 48],
     pub event: String,
     pub payload: Vec<u8>,
+    /// `Some(2)` for a v2 entry of the `next` dstack (see `next_agent`); `None` for v1.
+    pub version: Option<u32>,
 }
 
 impl Entry {
@@ -100,6 +102,7 @@ impl Entry {
             digest: v1_digest(event, payload),
             event: event.to_owned(),
             payload: payload.to_vec(),
+            version: None,
         }
     }
 
@@ -111,6 +114,7 @@ impl Entry {
             digest: Sha384::digest(seed.as_bytes()).into(),
             event: String::new(),
             payload: payload.to_vec(),
+            version: None,
         }
     }
 
@@ -137,6 +141,7 @@ impl Entry {
             digest,
             event: &self.event,
             event_payload: payload,
+            version: self.version,
         }
     }
 }
@@ -148,6 +153,8 @@ struct EntryJson<'a> {
     digest: String,
     event: &'a str,
     event_payload: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<u32>,
 }
 
 /// One request as the fake received it.
@@ -186,6 +193,10 @@ impl Request {
     }
 }
 
+/// The `next` dstack's RTMR3 entries, read at each request from its runtime event log (an
+/// error is the agent failing to read that log). See `next_agent`.
+pub type RuntimeLog = Arc<dyn Fn() -> Result<Vec<Entry>, String> + Send + Sync>;
+
 struct State {
     log: Vec<Entry>,
     rtmr3: [u8; 48],
@@ -199,6 +210,8 @@ struct Shared {
     state: Mutex<State>,
     /// The fake sysfs file linked to this register ([`FakeRtmr3::start_linked`]).
     native: Mutex<Option<NativeLink>>,
+    /// Set for a `next` agent: its log is `state.log` (firmware only) followed by these.
+    runtime_log: Option<RuntimeLog>,
 }
 
 impl Shared {
@@ -221,6 +234,15 @@ impl Shared {
             fifo.absorb(&pending, |digest| self.extend(digest));
             fifo.drain(|digest| self.extend(digest));
         }
+    }
+
+    /// The whole log as the agent reports it.
+    fn full_log(&self, state: &State) -> Result<Vec<Entry>, String> {
+        let mut log = state.log.clone();
+        if let Some(read) = &self.runtime_log {
+            log.extend(read()?);
+        }
+        Ok(log)
     }
 
     fn extend(&self, digest: &[u8; 48]) {
@@ -360,6 +382,29 @@ impl FakeAgent {
         Self::serve(Listener::Unix(listener), mode, endpoint, Some(socket))
     }
 
+    /// A `next` agent at `dir/dstack.sock`: no `EmitEvent`; its log is the firmware entries
+    /// followed by `runtime_log`; its RTMR3 starts at `rtmr3` (the boot events already in
+    /// that log) and moves only through a linked [`FakeRtmr3`].
+    pub fn start_next(dir: &Path, rtmr3: [u8; 48], runtime_log: RuntimeLog) -> Self {
+        let socket = dir.join("dstack.sock");
+        let listener = UnixListener::bind(&socket).expect("bind fake agent socket");
+        let endpoint = socket.display().to_string();
+        let agent = Self::serve_with(
+            Listener::Unix(listener),
+            Mode::NoEmitEvent,
+            endpoint,
+            Some(socket),
+            Some(runtime_log),
+        );
+        {
+            let mut state = agent.shared.state();
+            state.log.retain(|e| e.imr != 3);
+            state.boot_len = state.log.len();
+            state.rtmr3 = rtmr3;
+        }
+        agent
+    }
+
     /// Serves on loopback TCP, as the simulator does (`DSTACK_SIMULATOR_ENDPOINT=http://..`).
     pub fn start_tcp(mode: Mode) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake agent port");
@@ -368,6 +413,16 @@ impl FakeAgent {
     }
 
     fn serve(listener: Listener, mode: Mode, endpoint: String, socket: Option<PathBuf>) -> Self {
+        Self::serve_with(listener, mode, endpoint, socket, None)
+    }
+
+    fn serve_with(
+        listener: Listener,
+        mode: Mode,
+        endpoint: String,
+        socket: Option<PathBuf>,
+        runtime_log: Option<RuntimeLog>,
+    ) -> Self {
         let (log, boot_len) = boot_log();
         let rtmr3 = replay_imr(&log, 3);
         let shared = Arc::new(Shared {
@@ -380,6 +435,7 @@ impl FakeAgent {
                 requests: Vec::new(),
             }),
             native: Mutex::new(None),
+            runtime_log,
         });
         // Non-blocking accept polled with a short sleep: drop stops the thread without a
         // wake-up connection that could itself block.
@@ -421,7 +477,10 @@ impl FakeAgent {
     /// The whole log: RTMR0–2 entries, dstack's boot events, then emitted events.
     #[must_use]
     pub fn all_events(&self) -> Vec<Entry> {
-        self.shared.state().log.clone()
+        let state = self.shared.state();
+        self.shared
+            .full_log(&state)
+            .expect("the agent reads its log")
     }
 
     /// The register as the "hardware" holds it.
@@ -436,7 +495,9 @@ impl FakeAgent {
     pub fn replay_ok(&self) -> bool {
         self.shared.settle_native();
         let state = self.shared.state();
-        replay_imr(&state.log, 3) == state.rtmr3
+        self.shared
+            .full_log(&state)
+            .is_ok_and(|log| replay_imr(&log, 3) == state.rtmr3)
     }
 
     /// Every request received so far, in order.
@@ -542,7 +603,11 @@ fn dispatch(request: &Request, shared: &Shared) -> (&'static str, String) {
         "Version" => ok(&serde_json::json!({"version": "0.5.11", "rev": "fake"})),
         "Info" => {
             shared.settle_native();
-            ok(&info(&shared.state()))
+            let state = shared.state();
+            match shared.full_log(&state) {
+                Ok(log) => ok(&info(&state, &log)),
+                Err(e) => error(&e),
+            }
         }
         "GetQuote" => {
             let Some(report_data) = hex_field(&body, "report_data") else {
@@ -556,7 +621,11 @@ fn dispatch(request: &Request, shared: &Shared) -> (&'static str, String) {
             shared.settle_native();
             let state = shared.state();
             let stripped = mode == Mode::Stripped;
-            let log: Vec<EntryJson<'_>> = state.log.iter().map(|e| e.json(stripped)).collect();
+            let full = match shared.full_log(&state) {
+                Ok(log) => log,
+                Err(e) => return error(&e),
+            };
+            let log: Vec<EntryJson<'_>> = full.iter().map(|e| e.json(stripped)).collect();
             ok(&serde_json::json!({
                 "quote": hex(&quote(&state, &padded)),
                 "event_log": serde_json::to_string(&log).unwrap(),
@@ -607,8 +676,8 @@ fn hex_field(body: &serde_json::Value, name: &str) -> Option<Vec<u8>> {
     }
 }
 
-fn info(state: &State) -> serde_json::Value {
-    let log: Vec<EntryJson<'_>> = state.log.iter().map(|e| e.json(false)).collect();
+fn info(state: &State, log: &[Entry]) -> serde_json::Value {
+    let log: Vec<EntryJson<'_>> = log.iter().map(|e| e.json(false)).collect();
     let tcb_info = serde_json::json!({
         "mrtd": hex(&MRTD),
         "rtmr0": hex(&replay_imr(&state.log, 0)),
@@ -649,6 +718,17 @@ fn quote(state: &State, report_data: &[u8; 64]) -> Vec<u8> {
     quote[QUOTE_REPORT_DATA..QUOTE_REPORT_DATA + 64].copy_from_slice(report_data);
     quote[632..636].copy_from_slice(&0u32.to_le_bytes());
     quote
+}
+
+/// dstack's boot events (name, payload), in the order an agent logs them.
+#[must_use]
+pub fn boot_runtime_events() -> Vec<(String, Vec<u8>)> {
+    boot_log()
+        .0
+        .into_iter()
+        .filter(|e| e.imr == 3)
+        .map(|e| (e.event, e.payload))
+        .collect()
 }
 
 /// RTMR0–2 entries (arbitrary digests, real event types) and dstack's boot events, in the
@@ -748,7 +828,7 @@ pub fn hex(bytes: &[u8]) -> String {
 /// Hex to bytes; either case, even length, or `None`.
 #[must_use]
 pub fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || !text.is_ascii() {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
         return None;
     }
     (0..text.len())

@@ -395,16 +395,16 @@ fn registry(state: &mut State, seen: &Seen, path: &str) -> Reply {
             Vec::new(),
         );
     }
-    if kind == "manifests" {
-        if let Some((retry_after, window)) = state.rate_limit.clone() {
-            let until = *state.limited_until.get_or_insert(seen.at + window);
-            if seen.at < until {
-                return (
-                    429,
-                    vec![("Retry-After".into(), retry_after)],
-                    b"{\"errors\":[{\"code\":\"TOOMANYREQUESTS\"}]}".to_vec(),
-                );
-            }
+    if kind == "manifests"
+        && let Some((retry_after, window)) = state.rate_limit.clone()
+    {
+        let until = *state.limited_until.get_or_insert(seen.at + window);
+        if seen.at < until {
+            return (
+                429,
+                vec![("Retry-After".into(), retry_after)],
+                b"{\"errors\":[{\"code\":\"TOOMANYREQUESTS\"}]}".to_vec(),
+            );
         }
     }
     if !state.repositories.contains(repository) {

@@ -15,6 +15,7 @@ pub mod fake_docker;
 pub mod fake_registry;
 pub mod forged_log;
 pub mod hub;
+pub mod next_agent;
 
 use std::collections::BTreeMap;
 use std::fs;
