@@ -39,7 +39,7 @@ pub const VALUE_OPTIONS: &[&str] = &[
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// `tee` measures into RTMR3, `nontee` into the local event log [env: PLATFORM] [default: tee]
+    /// `tee` measures into RTMR3, `nontee` into the local event log (refused inside a TDX guest, where an agent answers, or when the config names a TEE backend) [env: PLATFORM] [default: tee]
     #[arg(long, global = true, value_name = "tee|nontee")]
     pub platform: Option<String>,
 
@@ -59,7 +59,7 @@ pub struct GlobalArgs {
         long,
         global = true,
         value_name = "PATH",
-        help = "dstack guest-agent socket [default: $DSTACK_SIMULATOR_ENDPOINT, else the first of /var/run/dstack.sock, /run/dstack.sock, /var/run/dstack/dstack.sock, /run/dstack/dstack.sock]"
+        help = "dstack guest-agent socket [default: $DSTACK_SIMULATOR_ENDPOINT where no TDX guest or default agent is found, else the first of /var/run/dstack.sock, /run/dstack.sock, /var/run/dstack/dstack.sock, /run/dstack/dstack.sock]"
     )]
     pub dstack_socket: Option<PathBuf>,
 
