@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about = "Start exactly the approved workload inside a TEE, measure it into RTMR3, and exec it",
     override_usage = "trusted-launcher [OPTIONS] [CONFIG]\n       trusted-launcher [OPTIONS] <COMMAND>",
-    after_help = "`trusted-launcher CONFIG` is the same as `trusted-launcher run CONFIG` (a drop-in for git-launcher).\n\
+    after_help = "`trusted-launcher CONFIG` is the same as `trusted-launcher run CONFIG` (a drop-in for git-launcher). Without CONFIG: /etc/trusted-launcher/config.toml, else /etc/git-launcher/config.conf (git-launcher's default) if only that exists; the log names the file read.\n\
 Exit codes: 0 success, 2 usage or config error, 1 any other launcher failure (`verify`: 3 every check passed but the quote signature was not checked); after exec, the workload's own."
 )]
 pub struct Cli {
@@ -92,14 +92,14 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Validate, resolve, measure, check out and exec the workload
     Run {
-        /// Config file [default: /etc/trusted-launcher/config.toml]
+        /// Config file [default: /etc/trusted-launcher/config.toml, else /etc/git-launcher/config.conf if only that exists]
         config: Option<PathBuf>,
     },
     /// Check a TDX quote and its event log offline: which workload runs there
     Verify(Box<VerifyArgs>),
     /// Validate and resolve with no side effects; print the workload and every event `run` would measure
     Plan {
-        /// Config file [default: /etc/trusted-launcher/config.toml]
+        /// Config file [default: /etc/trusted-launcher/config.toml, else /etc/git-launcher/config.conf if only that exists]
         config: Option<PathBuf>,
         /// Print one JSON object
         #[arg(long)]

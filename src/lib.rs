@@ -40,7 +40,7 @@ use std::path::PathBuf;
 use clap::Parser as _;
 
 use cli::{BackendArg, Cli, Command, ConfigFormatArg, LogFormatArg, VerifyArgs};
-use config::{ConfigFormat, DEFAULT_CONFIG_PATH};
+use config::ConfigFormat;
 use digest::{CommitId, ImageDigest};
 use error::{EXIT_OK, EXIT_USAGE, Error};
 use launch::Options;
@@ -84,8 +84,18 @@ where
 }
 
 fn dispatch(cli: Cli, log: &Logger) -> Result<i32, Error> {
-    let config_or_default =
-        |config: Option<PathBuf>| config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+    let config_or_default = |config: Option<PathBuf>| -> Result<PathBuf, Error> {
+        if let Some(config) = config {
+            return Ok(config);
+        }
+        let chosen = config::default_config()?;
+        log.info(&format!(
+            "config: {} ({})",
+            chosen.path.display(),
+            chosen.reason
+        ));
+        Ok(chosen.path)
+    };
     let global = cli.global;
     let options = || -> Result<Options, Error> {
         let (platform, platform_source) = platform(global.platform.as_deref())?;
@@ -113,7 +123,7 @@ fn dispatch(cli: Cli, log: &Logger) -> Result<i32, Error> {
     };
     match cli.command {
         Command::Plan { config, json } => {
-            let resolved = launch::resolve(&config_or_default(config), &options()?, log)?;
+            let resolved = launch::resolve(&config_or_default(config)?, &options()?, log)?;
             print(&plan::render(&resolved, json))?;
             Ok(EXIT_OK)
         }
@@ -124,7 +134,7 @@ fn dispatch(cli: Cli, log: &Logger) -> Result<i32, Error> {
             print(&if json { report.json() } else { report.text() })?;
             Ok(report.exit_code())
         }
-        Command::Run { config } => launch::run(&config_or_default(config), &options()?, log),
+        Command::Run { config } => launch::run(&config_or_default(config)?, &options()?, log),
     }
 }
 

@@ -30,8 +30,14 @@ pub(super) fn validate(
         .and_then(|v| check.text(v))
         .filter(|v| !v.value.is_empty())
         .and_then(|v| check.relative_path(&v));
-    let entrypoint = raw.entrypoint.and_then(|v| check.non_empty(v));
-    let install = raw.install.and_then(|v| check.non_empty(v));
+    // Empty values as git-launcher's newest version reads them (DESIGN §7): an empty
+    // ENTRYPOINT_SCRIPT is the default script; an empty INSTALL_CMD counts as set (it still
+    // requires RUN_CMD) but runs nothing.
+    let entrypoint = raw
+        .entrypoint
+        .and_then(|v| check.text(v))
+        .filter(|v| !v.value.is_empty());
+    let install = raw.install.and_then(|v| check.text(v));
     let run = raw.run.and_then(|v| check.non_empty(v));
     let approved_list = raw
         .approved_list
@@ -70,7 +76,7 @@ pub(super) fn validate(
             None
         }
         (_, install, Some(run)) => Some(LaunchMode::Commands {
-            install: install.map(|v| v.value),
+            install: install.map(|v| v.value).filter(|v| !v.is_empty()),
             run: run.value,
         }),
         (Some(entry), None, None) => check.relative_path(&entry).map(LaunchMode::Entrypoint),
@@ -169,7 +175,7 @@ fn environment(
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{WorkloadSpec, load};
+    use crate::config::{LaunchMode, RelativePath, WorkloadSpec, load};
 
     const SHA: &str = "7fd1a60b01f91b314f59955a4e4d4e80d8edf11d";
 
@@ -300,6 +306,129 @@ mod tests {
                 vec![expected],
                 "{text:?}"
             );
+        }
+    }
+
+    fn commands(install: Option<&str>, run: &str) -> LaunchMode {
+        LaunchMode::Commands {
+            install: install.map(str::to_owned),
+            run: run.to_owned(),
+        }
+    }
+
+    /// Empty values as git-launcher's newest version reads them (DESIGN §7), in both
+    /// spellings; its own tests write `INSTALL_CMD=` beside `RUN_CMD` in advanced mode.
+    #[test]
+    fn empty_values_accept_table() {
+        let default = LaunchMode::Entrypoint(RelativePath::parse("entrypoint.sh").unwrap());
+        for (name, text, launch) in [
+            (
+                "c.conf",
+                line("INSTALL_CMD=\nRUN_CMD=./run.sh\n"),
+                commands(None, "./run.sh"),
+            ),
+            (
+                "c.conf",
+                line("RUN_CMD=./run.sh\nINSTALL_CMD=\n"),
+                commands(None, "./run.sh"),
+            ),
+            (
+                "c.conf",
+                line("INSTALL_CMD=\"\"\nRUN_CMD=x\n"),
+                commands(None, "x"),
+            ),
+            (
+                "c.conf",
+                line("INSTALL_CMD=''\nRUN_CMD=x\n"),
+                commands(None, "x"),
+            ),
+            (
+                "c.conf",
+                line("INSTALL_CMD=make\nRUN_CMD=x\n"),
+                commands(Some("make"), "x"),
+            ),
+            ("c.conf", line("ENTRYPOINT_SCRIPT=\n"), default.clone()),
+            ("c.conf", line("ENTRYPOINT_SCRIPT=\"\"\n"), default.clone()),
+            (
+                "c.conf",
+                line("ENTRYPOINT_SCRIPT=\nRUN_CMD=x\n"),
+                commands(None, "x"),
+            ),
+            ("c.conf", line("REPO_SUBDIR=\n"), default.clone()),
+            (
+                "c.toml",
+                toml("install = \"\"\nrun = \"x\"\n"),
+                commands(None, "x"),
+            ),
+            ("c.toml", toml("entrypoint = \"\"\n"), default.clone()),
+            (
+                "c.toml",
+                toml("entrypoint = \"\"\nrun = \"x\"\n"),
+                commands(None, "x"),
+            ),
+            ("c.toml", toml("subdir = \"\"\n"), default),
+        ] {
+            let git = load_text(name, &text).unwrap_or_else(|e| panic!("{text:?}: {e:?}"));
+            assert_eq!(git.launch, launch, "{text:?}");
+            assert_eq!(git.subdir, None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn empty_values_reject_table() {
+        for (name, text, expected) in [
+            (
+                "c.conf",
+                line("INSTALL_CMD=\n"),
+                vec!["c.conf:4: INSTALL_CMD requires RUN_CMD"],
+            ),
+            (
+                "c.conf",
+                line("ENTRYPOINT_SCRIPT=\nINSTALL_CMD=\"\"\n"),
+                vec!["c.conf:5: INSTALL_CMD requires RUN_CMD"],
+            ),
+            (
+                "c.conf",
+                line("RUN_CMD=\n"),
+                vec!["c.conf:4: RUN_CMD must not be empty"],
+            ),
+            (
+                "c.conf",
+                line("RUN_CMD=''\n"),
+                vec!["c.conf:4: RUN_CMD must not be empty"],
+            ),
+            (
+                "c.conf",
+                line("INSTALL_CMD=\nRUN_CMD=\n"),
+                vec![
+                    "c.conf:4: INSTALL_CMD requires RUN_CMD",
+                    "c.conf:5: RUN_CMD must not be empty",
+                ],
+            ),
+            (
+                "c.conf",
+                line("ENTRYPOINT_SCRIPT=e.sh\nRUN_CMD=x\n"),
+                vec![
+                    "c.conf:5: ENTRYPOINT_SCRIPT and RUN_CMD cannot both be set (default mode runs the entry script, advanced mode runs RUN_CMD)",
+                ],
+            ),
+            (
+                "c.conf",
+                line("INSTALL_CMD=\u{1b}\nRUN_CMD=x\n"),
+                vec!["c.conf:4: INSTALL_CMD contains a control character"],
+            ),
+            (
+                "c.toml",
+                toml("install = \"\"\n"),
+                vec!["c.toml:5: git.install requires git.run"],
+            ),
+            (
+                "c.toml",
+                toml("run = \"\"\n"),
+                vec!["c.toml:5: git.run must not be empty"],
+            ),
+        ] {
+            assert_eq!(load_text(name, &text).unwrap_err(), expected, "{text:?}");
         }
     }
 }

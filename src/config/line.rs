@@ -242,4 +242,33 @@ mod tests {
             ["LD_LIBRARY_PATH", "PYTHONPATH", "BASH_ENV"]
         );
     }
+
+    /// An empty value is a set key with an empty value (what it means is validation's
+    /// business), whether written bare or as empty quotes.
+    #[test]
+    fn empty_values_are_set_and_empty() {
+        for text in [
+            "INSTALL_CMD=\nENTRYPOINT_SCRIPT=\nREPO_SUBDIR=\n",
+            "INSTALL_CMD=\"\"\nENTRYPOINT_SCRIPT=''\nREPO_SUBDIR=\"\"\n",
+        ] {
+            let (raw, problems) = parse(text);
+            assert!(problems.is_empty(), "{problems:?}");
+            for (slot, key, line) in [
+                (raw.install, "INSTALL_CMD", 1),
+                (raw.entrypoint, "ENTRYPOINT_SCRIPT", 2),
+                (raw.subdir, "REPO_SUBDIR", 3),
+            ] {
+                let expected = Located {
+                    key,
+                    line,
+                    value: String::new(),
+                };
+                assert_eq!(slot, Some(expected), "{text:?}");
+            }
+        }
+        assert_eq!(
+            messages("INSTALL_CMD=\nINSTALL_CMD=\n"),
+            vec!["2: duplicate key INSTALL_CMD (first set on line 1)"]
+        );
+    }
 }

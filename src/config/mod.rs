@@ -4,6 +4,7 @@
 //! into a [`LaunchConfig`], collecting every problem with its line so a user fixes them all
 //! in one go.
 
+mod default_path;
 mod git;
 mod image;
 mod line;
@@ -16,6 +17,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use default_path::{
+    DEFAULT_CONFIG_PATH, DefaultConfig, GIT_LAUNCHER_CONFIG_PATH, default_config,
+};
 pub use problem::{Problem, ProblemKind};
 pub use raw::RawConfig;
 pub use relative_path::RelativePath;
@@ -28,9 +32,6 @@ use raw::{KeyNames, Located};
 
 /// Configs are small; anything larger is not a config.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
-
-/// Where `run` and `plan` read the config from when none is given.
-pub const DEFAULT_CONFIG_PATH: &str = "/etc/trusted-launcher/config.toml";
 
 /// Entry script of default mode when the config names none.
 pub const DEFAULT_ENTRYPOINT: &str = "entrypoint.sh";
@@ -208,6 +209,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("no config argument given, and neither {} nor {} exists", primary.display(), fallback.display())]
+    NoDefault { primary: PathBuf, fallback: PathBuf },
     #[error("config {path} is a {kind}, not a regular file; refusing to wait on it")]
     NotRegular { path: PathBuf, kind: &'static str },
     #[error("config {path} is larger than {max} bytes")]
