@@ -123,7 +123,8 @@ fn dispatch(cli: Cli, log: &Logger) -> Result<i32, Error> {
     };
     match cli.command {
         Command::Plan { config, json } => {
-            let resolved = launch::resolve(&config_or_default(config)?, &options()?, log)?;
+            let options = options()?;
+            let resolved = launch::resolve(&config_or_default(config)?, &options, log)?;
             print(&plan::render(&resolved, json))?;
             Ok(EXIT_OK)
         }
@@ -134,7 +135,10 @@ fn dispatch(cli: Cli, log: &Logger) -> Result<i32, Error> {
             print(&if json { report.json() } else { report.text() })?;
             Ok(report.exit_code())
         }
-        Command::Run { config } => launch::run(&config_or_default(config)?, &options()?, log),
+        Command::Run { config } => {
+            let options = options()?;
+            launch::run(&config_or_default(config)?, &options, log)
+        }
     }
 }
 
