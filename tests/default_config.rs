@@ -7,7 +7,9 @@
 //! lower layer and a scratch upper layer, so creating, removing or replacing the two config
 //! directories there changes only the scratch dir (overlayfs: "all modifications go to the
 //! upper, writable layer", Documentation/filesystems/overlayfs.rst). Everything else the
-//! launcher, bash and git read from `/etc` (the loader cache, ...) is the real one.
+//! launcher, bash and git read from `/etc` (the loader cache, ...) is the real one. The upper
+//! layer is a tmpfs, so this works where the scratch dir itself is on an overlay (a
+//! container's root), which overlayfs does not accept as an upper layer.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(
@@ -46,9 +48,7 @@ fn root() -> bool {
 /// given default configs (neither of the host's own, if it has any).
 fn without_argument(fx: &Fixture, ours: Option<&str>, theirs: Option<&str>) -> Launcher {
     let s = fx.path().join("etc-overlay");
-    for dir in ["upper", "work"] {
-        std::fs::create_dir_all(s.join(dir)).unwrap();
-    }
+    std::fs::create_dir_all(s.join("layers")).unwrap();
     let mut place = String::new();
     for (text, target) in [(ours, OURS), (theirs, THEIRS)] {
         if let Some(text) = text {
@@ -60,7 +60,8 @@ fn without_argument(fx: &Fixture, ours: Option<&str>, theirs: Option<&str>) -> L
     }
     let s = s.display();
     let setup = format!(
-        "set -e\nmount -t overlay tl-etc -o lowerdir=/etc,upperdir={s}/upper,workdir={s}/work /etc\n\
+        "set -e\nmount -t tmpfs tl-etc-layers {s}/layers\nmkdir {s}/layers/upper {s}/layers/work\n\
+         mount -t overlay tl-etc -o lowerdir=/etc,upperdir={s}/layers/upper,workdir={s}/layers/work /etc\n\
          rm -rf /etc/trusted-launcher /etc/git-launcher\n{place}exec \"$@\"\n"
     );
     let mut launcher = fx.launcher();
