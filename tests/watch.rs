@@ -282,6 +282,13 @@ fn a_revoked_digest_is_stopped_and_the_newest_approved_started_and_measured() {
     // The compose file on disk now runs the new digest.
     let compose = fs::read_to_string(s.fx.path().join("compose.yaml")).unwrap();
     assert!(compose.contains(&s.new.digest()), "{compose}");
+    // The same names on both launches: compose recreates `svc-workload` rather than adding a
+    // second container; the default restart policy is `on-failure`.
+    assert!(
+        compose.contains("container_name: \"svc-workload\""),
+        "{compose}"
+    );
+    assert!(compose.contains("restart: \"on-failure\""), "{compose}");
     assert!(!watched.stderr().contains("panicked"));
 }
 
