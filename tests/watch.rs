@@ -97,9 +97,17 @@ impl Setup {
     }
 
     fn launcher(&self, config: &std::path::Path) -> common::Launcher {
+        self.launcher_with(&self.docker.script, config)
+    }
+
+    fn launcher_with(
+        &self,
+        docker: &std::path::Path,
+        config: &std::path::Path,
+    ) -> common::Launcher {
         let mut launcher = self.fx.launcher();
         launcher
-            .args(["--docker", self.docker.script.to_str().unwrap()])
+            .args(["--docker", docker.to_str().unwrap()])
             .args([
                 "--docker-config",
                 &self.fx.path().join("docker-config").display().to_string(),
@@ -110,9 +118,13 @@ impl Setup {
 
     /// Starts the launcher in the background, its stderr to a file the test can poll.
     fn spawn(&self, config: &std::path::Path) -> Watched {
+        self.spawn_with(&self.docker.script, config)
+    }
+
+    fn spawn_with(&self, docker: &std::path::Path, config: &std::path::Path) -> Watched {
         let stderr = self.fx.path().join("launcher.stderr");
         let child = self
-            .launcher(config)
+            .launcher_with(docker, config)
             .command()
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -322,4 +334,66 @@ fn without_switch_the_workload_is_stopped_and_the_launcher_exits_non_zero() {
         .read_to_string(&mut rest)
         .unwrap();
     assert!(!rest.contains("panicked"));
+}
+
+/// An engine that fails `compose down` (as docker reports a daemon error: a line on stderr,
+/// exit 1) while `down-fail` exists; every other call goes to the recording fake.
+fn failing_down(s: &Setup) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let flag = s.fx.path().join("down-fail");
+    let script = s.fx.path().join("failing-docker");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/bash\nif [ \"$1\" = compose ] && [[ \" $* \" == *\" down \"* ]] && [ -e {flag} ]; then\n  echo 'Error response from daemon: engine unavailable' >&2; exit 1\nfi\nexec {inner} \"$@\"\n",
+            flag = flag.display(),
+            inner = s.docker.script.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(&flag, b"").unwrap();
+    (script, flag)
+}
+
+/// A failed stop is not a stop: the watch logs it and tries again at the next tick, and
+/// never starts the new digest beside an old one that may still run (what a supervisor that
+/// ignored the failure would do). It does not exit or panic either.
+#[test]
+fn a_failed_stop_is_retried_and_nothing_new_starts_until_it_succeeds() {
+    let s = setup();
+    let (docker, flag) = failing_down(&s);
+    let mut watched = s.spawn_with(
+        &docker,
+        &s.config("watch_interval = 5\nwatch_switch = true\n"),
+    );
+    wait_until("the first launch is up", &mut watched, || {
+        s.names().len() == 4 && !s.calls_with("up --detach").is_empty()
+    });
+    s.docker
+        .answer_inspect(&s.image(&s.new), &s.new.config_digest());
+    s.approve(&[&s.new]);
+    let log = watched.stderr.clone();
+    wait_until("the failed stop is reported", &mut watched, || {
+        fs::read_to_string(&log).unwrap_or_default().contains(
+            "watch: docker compose down failed (exit status: 1): Error response from daemon: engine unavailable; retrying in 5s",
+        )
+    });
+    assert!(
+        s.calls_with(&s.new.digest()).is_empty(),
+        "{:?}",
+        s.docker.calls()
+    );
+    assert_eq!(s.names().len(), 4, "nothing measured for the new digest");
+
+    fs::remove_file(&flag).unwrap();
+    wait_until("the second launch is up", &mut watched, || {
+        s.names().len() == 8 && s.calls_with("up --detach").len() == 2
+    });
+    assert_eq!(
+        s.calls_with(" down --remove-orphans").len(),
+        1,
+        "the stop that worked"
+    );
+    assert!(!watched.stderr().contains("panicked"));
 }
