@@ -168,8 +168,39 @@ if [ "$first_ok" = 1 ] && wait_for running "$OTHER_DIGEST" && wait_for measured_
   pass "watch: a revoked digest is stopped, the newest approved starts, both launches measured"
 else fail "watch switch" "$W/9.out"; fi
 kill "$watcher" 2>/dev/null; wait "$watcher" 2>/dev/null
-unset -f running wait_for measured_twice
 docker rm -f e2e-watch-workload >/dev/null 2>&1
+
+# 10. Restarts and logs (README "Restarts, names and logs"). Before, the default policy was
+#     `no`: a failed workload stayed down. Now `on-failure` restarts the same container, whose
+#     `docker logs` keep every run; a changed document recreates it and its logs start fresh.
+c=$(config restartno "$SINGLE_DIGEST" "detach = true" 'restart = "no"
+environment = { E2E_EXIT = "3" }')
+exited() { [ "$(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$1" 2>/dev/null)" = "exited 3" ]; }
+if launch "$c" "$W/10a.out" && wait_for exited e2e-restartno-workload \
+  && [ "$(docker inspect -f '{{.RestartCount}}' e2e-restartno-workload)" = 0 ]; then
+  pass "restart = no (the old default): a failed workload stays down"
+else fail "restart = no" "$W/10a.out"; fi
+docker rm -f e2e-restartno-workload >/dev/null 2>&1
+c=$(config restart "$SINGLE_DIGEST" "detach = true" 'environment = { E2E_EXIT = "3", E2E_MESSAGE = "first" }')
+runs_of() { docker logs e2e-restart-workload 2>&1 | grep -c "E2E-MESSAGE $1"; }
+restarted() { [ "$(docker inspect -f '{{.RestartCount}}' e2e-restart-workload 2>/dev/null || echo 0)" -ge 1 ] && [ "$(runs_of first)" -ge 2 ]; }
+if launch "$c" "$W/10b.out" && first_id=$(docker inspect -f '{{.Id}}' e2e-restart-workload) \
+  && wait_for restarted && [ "$(docker inspect -f '{{.Id}}' e2e-restart-workload)" = "$first_id" ]; then
+  pass "restart on-failure (default): the same container restarts, its logs keep every run"
+else
+  fail "restart on-failure" "$W/10b.out"
+  docker inspect -f 'status={{.State.Status}} restarts={{.RestartCount}} policy={{.HostConfig.RestartPolicy.Name}}' e2e-restart-workload
+  docker logs e2e-restart-workload 2>&1 | tail -5
+fi
+old_id=$(docker inspect -f '{{.Id}}' e2e-restart-workload 2>/dev/null)
+c=$(config restart "$SINGLE_DIGEST" "detach = true" 'environment = { E2E_EXIT = "3", E2E_MESSAGE = "second" }')
+if launch "$c" "$W/10c.out" && [ -n "$old_id" ] \
+  && [ "$(docker inspect -f '{{.Id}}' e2e-restart-workload)" != "$old_id" ] \
+  && wait_for sh -c "docker logs e2e-restart-workload 2>&1 | grep -q 'E2E-MESSAGE second'" \
+  && ! docker logs e2e-restart-workload 2>&1 | grep -q 'E2E-MESSAGE first'; then
+  pass "a changed document recreates the container under the same name; its logs start fresh"
+else fail "changed document recreates" "$W/10c.out"; fi
+docker rm -f e2e-restart-workload >/dev/null 2>&1
 
 echo "e2e: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
