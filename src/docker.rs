@@ -66,6 +66,9 @@ pub trait Docker {
     fn inspect(&self, image: &str) -> Result<ImageInfo, DockerError>;
     /// The command that runs `compose -p project -f file up [-d]`.
     fn compose_up(&self, project: &str, file: &Path, detach: bool) -> Result<Command, DockerError>;
+    /// Runs `compose -p project -f file down --remove-orphans`, within [`DOWN_TIMEOUT`]: stops
+    /// and removes the project's containers (named volumes stay).
+    fn compose_down(&self, project: &str, file: &Path) -> Result<(), DockerError>;
 }
 
 /// Where docker is told to find its engine and its own config: from the attested config and
@@ -84,6 +87,9 @@ pub struct DockerSettings {
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest `compose up --detach` may take (it creates and starts the containers).
 pub const DETACHED_UP_TIMEOUT: Duration = Duration::from_secs(600);
+/// Longest `compose down` may take: compose gives each container 10 s to stop after
+/// SIGTERM, then kills it (docker docs, `docker compose down --timeout`).
+pub const DOWN_TIMEOUT: Duration = Duration::from_secs(120);
 /// What is kept of a docker call's stdout or stderr; the rest is read and dropped.
 pub const MAX_OUTPUT: u64 = 1024 * 1024;
 /// What of docker's last stderr line goes into an error message.
@@ -146,6 +152,16 @@ impl ProcessDocker {
         let command = args.first().copied().unwrap_or_default().to_owned();
         let mut process = self.command(&self.docker);
         process.args(args);
+        Self::finish(process, command, stdin, timeout)
+    }
+
+    /// Runs `process` to completion within `timeout`, its output captured and capped.
+    fn finish(
+        process: Command,
+        command: String,
+        stdin: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, DockerError> {
         let outcome = run_captured(process, stdin.map(str::as_bytes), timeout, MAX_OUTPUT)
             .map_err(|source| DockerError::Spawn {
                 command: command.clone(),
@@ -244,6 +260,25 @@ impl Docker for ProcessDocker {
     }
 
     fn compose_up(&self, project: &str, file: &Path, detach: bool) -> Result<Command, DockerError> {
+        let mut command = self.compose_command(project, file)?;
+        command.arg("up");
+        if detach {
+            command.arg("--detach");
+        }
+        command.arg("--remove-orphans");
+        Ok(command)
+    }
+
+    fn compose_down(&self, project: &str, file: &Path) -> Result<(), DockerError> {
+        let mut command = self.compose_command(project, file)?;
+        command.args(["down", "--remove-orphans"]);
+        Self::finish(command, "compose down".into(), None, DOWN_TIMEOUT).map(|_| ())
+    }
+}
+
+impl ProcessDocker {
+    /// `compose --project-name P --env-file <empty> --file F`, for a subcommand to follow.
+    fn compose_command(&self, project: &str, file: &Path) -> Result<Command, DockerError> {
         let mut command = match self.compose()? {
             Compose::Plugin(docker) => {
                 let mut command = self.command(&docker);
@@ -258,12 +293,7 @@ impl Docker for ProcessDocker {
             .arg("--env-file")
             .arg(self.settings.config_dir.join(EMPTY_ENV_FILE))
             .arg("--file")
-            .arg(file)
-            .arg("up");
-        if detach {
-            command.arg("--detach");
-        }
-        command.arg("--remove-orphans");
+            .arg(file);
         Ok(command)
     }
 }

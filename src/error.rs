@@ -9,6 +9,7 @@ use crate::image_launch::ImageLaunchError;
 use crate::launch::LaunchError;
 use crate::measure::MeasureError;
 use crate::registry::RegistryError;
+use crate::watch::WatchError;
 
 /// Exit code for success.
 pub const EXIT_OK: i32 = 0;
@@ -39,6 +40,8 @@ pub enum Error {
     ImageLaunch(#[from] ImageLaunchError),
     #[error(transparent)]
     Compose(#[from] ComposeError),
+    #[error(transparent)]
+    Watch(#[from] WatchError),
 }
 
 impl Error {

@@ -1,20 +1,25 @@
 //! Image mode's launch steps: render the compose file, pull and confirm the approved image,
-//! write the file, and build the compose command.
+//! write the file, and build the compose command; measured around by [`start_image`].
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
 
 use crate::capped_read::{CappedReadError, read_capped};
 use crate::compose::{self, BUILT_IN, TemplateError};
+use crate::compose_document::ComposeDocument;
 use crate::config::ImageSpec;
-use crate::docker::{Docker, DockerError};
+use crate::docker::{self, Docker, DockerError, DockerSettings, ProcessDocker};
+use crate::error::Error;
 use crate::image_store;
+use crate::launch::{LaunchError, Options};
 use crate::log::Logger;
-use crate::registry::Resolution;
+use crate::measure::Session;
+use crate::registry::{Credentials, Resolution};
+use crate::subprocess::{self, Outcome};
 
 const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
 const DSTACK_SOCKET: &str = "/var/run/dstack.sock:/var/run/dstack.sock";
@@ -146,6 +151,65 @@ pub fn prepare(
     ));
     write_atomically(&spec.compose_file, rendered)?;
     Ok(docker.compose_up(&spec.project, &spec.compose_file, spec.detach)?)
+}
+
+/// The docker CLI for an image launch, with its private config directory prepared.
+pub fn locate_docker(spec: &ImageSpec, options: &Options) -> Result<ProcessDocker, DockerError> {
+    ProcessDocker::locate(
+        options.docker.as_deref(),
+        DockerSettings {
+            host: spec.docker_host.clone(),
+            config_dir: options
+                .docker_config
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(docker::DEFAULT_CONFIG_DIR)),
+            pull_timeout: spec.pull_timeout,
+        },
+    )
+}
+
+/// Measures an image launch around its preparation (pull, confirm, write the compose file),
+/// `ready` last, and returns the compose command that starts it.
+pub fn start_image(
+    mut session: Session,
+    spec: &ImageSpec,
+    resolution: &Resolution,
+    credentials: Option<Credentials>,
+    compose: &ComposeDocument,
+    docker: &ProcessDocker,
+    log: &Logger,
+) -> Result<Command, Error> {
+    let password = credentials.map(|c| c.password);
+    session.measure_before_ready(log)?;
+    let command = prepare(
+        spec,
+        resolution,
+        compose.text(),
+        docker,
+        password.as_deref(),
+        log,
+    )?;
+    session.measure_all(log)?;
+    Ok(command)
+}
+
+/// `compose up --detach` returns once the containers are created; bounded all the same.
+pub fn up_detached(command: Command) -> Result<i32, Error> {
+    let outcome =
+        subprocess::run_inherited(command, docker::DETACHED_UP_TIMEOUT).map_err(|source| {
+            LaunchError::Exec {
+                program: PathBuf::from("docker"),
+                source,
+            }
+        })?;
+    let Outcome::Exited(status) = outcome else {
+        return Err(DockerError::TimedOut {
+            command: "compose up --detach".into(),
+            seconds: docker::DETACHED_UP_TIMEOUT.as_secs(),
+        }
+        .into());
+    };
+    Ok(status.code().unwrap_or(1))
 }
 
 fn write_atomically(path: &Path, text: &str) -> Result<(), ImageLaunchError> {

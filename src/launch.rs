@@ -9,7 +9,6 @@ use crate::config::{
     self, ConfigFormat, GitSpec, ImageSpec, LaunchConfig, MeasurementSpec, WorkloadSpec,
 };
 use crate::digest::{CommitId, ImageDigest};
-use crate::docker::{self, DockerError, DockerSettings, ProcessDocker};
 use crate::error::Error;
 use crate::git;
 use crate::git_launch;
@@ -23,8 +22,8 @@ use crate::measure::{
 };
 use crate::platform::Platform;
 use crate::registry::{self, Credentials, Resolution};
-use crate::subprocess::{self, Outcome};
 use crate::tee_presence;
+use crate::watch::Supervisor;
 use crate::work_dir::{Exposure, WorkDirError};
 use crate::workload::Workload;
 
@@ -116,7 +115,12 @@ pub enum Target {
 /// Reads and validates the config and selects the approved workload; for an image, resolves
 /// it through the registry. Nothing is pulled, measured or started.
 pub fn resolve(config_path: &Path, options: &Options, log: &Logger) -> Result<Resolved, Error> {
-    let config = config::load(config_path, options.format)?;
+    resolve_config(config::load(config_path, options.format)?, log)
+}
+
+/// [`resolve`] for a config already loaded: the watch resolves the same attested config again
+/// against the approved list as it is now.
+pub fn resolve_config(config: LaunchConfig, log: &Logger) -> Result<Resolved, Error> {
     let (target, approved) = match &config.workload {
         WorkloadSpec::Git(spec) => {
             let list = ApprovedList::load(spec.approved_list.as_deref(), spec.commit)?;
@@ -224,7 +228,8 @@ fn credentials(spec: &ImageSpec) -> Result<Option<Credentials>, Error> {
     }))
 }
 
-/// Resolves, measures, checks out and execs. Returns only on failure.
+/// Resolves, measures, checks out and execs. Returns only on failure, or for a detached
+/// image launch (when the watch, if configured, ends).
 pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, Error> {
     let Resolved {
         config,
@@ -282,40 +287,45 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
         }
         Target::Image {
             spec,
+            digest,
             resolution,
             credentials,
             compose,
-            ..
         } => {
             // Everything that can fail without side effects fails before measuring.
-            let docker = ProcessDocker::locate(
-                options.docker.as_deref(),
-                DockerSettings {
-                    host: spec.docker_host.clone(),
-                    config_dir: options
-                        .docker_config
-                        .clone()
-                        .unwrap_or_else(|| PathBuf::from(docker::DEFAULT_CONFIG_DIR)),
-                    pull_timeout: spec.pull_timeout,
-                },
-            )?;
-            let password = credentials.map(|c| c.password);
-            let mut session = Session::start(backend, events, log)?;
-            session.measure_before_ready(log)?;
-
-            let mut command = image_launch::prepare(
+            let docker = image_launch::locate_docker(&spec, options)?;
+            let session = Session::start(backend, events, log)?;
+            let mut command = image_launch::start_image(
+                session,
                 &spec,
                 &resolution,
-                compose.text(),
+                credentials,
+                &compose,
                 &docker,
-                password.as_deref(),
                 log,
             )?;
-
-            session.measure_all(log)?;
+            if let Some(watch) = spec.watch {
+                log.info(&format!(
+                    "starting {} detached, then watching",
+                    spec.project
+                ));
+                let code = image_launch::up_detached(command)?;
+                if code != 0 {
+                    return Ok(code);
+                }
+                let supervisor = Supervisor {
+                    config: &config,
+                    spec: &spec,
+                    watch,
+                    settings: &settings,
+                    docker: &docker,
+                    log,
+                };
+                return supervisor.run(*digest.value());
+            }
             if spec.detach {
                 log.info(&format!("starting {} detached", spec.project));
-                return up_detached(command);
+                return image_launch::up_detached(command);
             }
             log.info(&format!("exec: compose up for project {}", spec.project));
             let source = command.exec();
@@ -326,25 +336,6 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
             .into())
         }
     }
-}
-
-/// `compose up --detach` returns once the containers are created; bounded all the same.
-fn up_detached(command: std::process::Command) -> Result<i32, Error> {
-    let outcome =
-        subprocess::run_inherited(command, docker::DETACHED_UP_TIMEOUT).map_err(|source| {
-            LaunchError::Exec {
-                program: PathBuf::from("docker"),
-                source,
-            }
-        })?;
-    let Outcome::Exited(status) = outcome else {
-        return Err(DockerError::TimedOut {
-            command: "compose up --detach".into(),
-            seconds: docker::DETACHED_UP_TIMEOUT.as_secs(),
-        }
-        .into());
-    };
-    Ok(status.code().unwrap_or(1))
 }
 
 /// Command-line flags win over the config's `[measurement]`.

@@ -6,9 +6,13 @@ use std::path::PathBuf;
 use super::raw::{Located, RawImage};
 use super::{
     Checker, DEFAULT_COMPOSE_FILE, DEFAULT_DOCKER_HOST, DEFAULT_PLATFORM, DEFAULT_PROJECT,
-    DEFAULT_PULL_TIMEOUT, ImageSpec, ProblemKind, ServiceSpec, is_env_name,
+    DEFAULT_PULL_TIMEOUT, ImageSpec, ProblemKind, ServiceSpec, WATCH_INTERVAL_SECONDS, WatchSpec,
+    is_env_name,
 };
 use crate::registry::{ImageReference, Platform};
+
+/// `[image.service] restart` when the config sets none.
+pub const DEFAULT_RESTART: &str = "on-failure";
 
 /// Checks the `[image]` section; `None` (with problems recorded) if anything is wrong.
 pub(super) fn validate(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSpec> {
@@ -66,6 +70,8 @@ pub(super) fn validate(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSp
         None => Some(DEFAULT_DOCKER_HOST.to_owned()),
     };
     let pull_timeout = check.seconds(raw.pull_timeout, DEFAULT_PULL_TIMEOUT);
+    let has_list = approved_list.is_some();
+    let watch = watch(check, raw.watch_interval, raw.watch_switch, has_list);
     let compose_template = path(check, raw.compose_template);
     let ca_file = path(check, raw.ca_file);
     let compose_file =
@@ -98,7 +104,9 @@ pub(super) fn validate(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSp
         project: project?,
         compose_template,
         compose_file,
-        detach: raw.detach.is_some_and(|v| v.value),
+        // A supervisor must get `up`'s exit back: watch implies detach.
+        detach: raw.detach.is_some_and(|v| v.value) || watch.is_some(),
+        watch,
         docker_host: docker_host?,
         pull_timeout: pull_timeout?,
         service: ServiceSpec {
@@ -106,6 +114,47 @@ pub(super) fn validate(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSp
             docker_socket: raw.docker_socket.is_some_and(|v| v.value),
             ..service
         },
+    })
+}
+
+/// `watch_interval` (seconds, 5 to 86400) and `watch_switch`, which needs it; watching
+/// needs an approved list, or there is nothing that could change.
+fn watch(
+    check: &mut Checker<'_>,
+    interval: Option<Located<String>>,
+    switch: Option<Located<bool>>,
+    has_list: bool,
+) -> Option<WatchSpec> {
+    let Some(interval) = interval.and_then(|v| check.non_empty(v)) else {
+        if let Some(switch) = switch {
+            check.push(
+                switch.line,
+                ProblemKind::Requires {
+                    key: switch.key,
+                    needs: "image.watch_interval",
+                },
+            );
+        }
+        return None;
+    };
+    if !has_list {
+        check.push(
+            interval.line,
+            ProblemKind::Requires {
+                key: interval.key,
+                needs: "image.approved_list",
+            },
+        );
+    }
+    let seconds = check.parsed(&interval, |text| {
+        text.parse::<u64>()
+            .ok()
+            .filter(|s| WATCH_INTERVAL_SECONDS.contains(s) && !text.starts_with('+'))
+            .ok_or("must be a whole number of seconds from 5 to 86400")
+    })?;
+    Some(WatchSpec {
+        interval: std::time::Duration::from_secs(seconds),
+        switch: switch.is_some_and(|v| v.value),
     })
 }
 
@@ -216,7 +265,8 @@ fn service(check: &mut Checker<'_>, raw: RawService) -> ServiceSpec {
             );
             String::new()
         }
-        None => "no".to_owned(),
+        // Restarted when it fails, not when it (or the watch) stops it.
+        None => DEFAULT_RESTART.to_owned(),
     };
     ServiceSpec {
         command,
@@ -268,4 +318,107 @@ fn is_volume(text: &str) -> bool {
         && target.starts_with('/')
         && (mode == "ro" || mode == "rw")
         && !text.chars().any(|c| c.is_control() || c == '$')
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::{LaunchConfig, WorkloadSpec, load};
+    use super::*;
+
+    const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+    fn load_image(extra: &str) -> Result<ImageSpec, Vec<String>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            format!("[image]\nreference = \"ghcr.io/org/app\"\ndigest = \"{DIGEST}\"\n{extra}"),
+        )
+        .unwrap();
+        let config: LaunchConfig = load(&path, None).map_err(|e| {
+            e.lines()
+                .into_iter()
+                .map(|l| l.replace(&path.display().to_string(), "c.toml"))
+                .collect::<Vec<_>>()
+        })?;
+        match config.workload {
+            WorkloadSpec::Image(spec) => Ok(*spec),
+            WorkloadSpec::Git(_) => panic!("not an image config"),
+        }
+    }
+
+    const LIST: &str = "approved_list = \"/shared/list.json\"\n";
+
+    #[test]
+    fn restart_defaults_to_on_failure_and_watch_to_off() {
+        let spec = load_image("").unwrap();
+        assert_eq!(spec.service.restart, "on-failure");
+        assert_eq!(spec.watch, None);
+        assert!(!spec.detach);
+    }
+
+    #[test]
+    fn watch_interval_bounds_and_implied_detach() {
+        for (seconds, switch) in [("5", false), ("86400", true)] {
+            let spec = load_image(&format!(
+                "{LIST}watch_interval = {seconds}\nwatch_switch = {switch}\n"
+            ))
+            .unwrap();
+            assert_eq!(
+                spec.watch,
+                Some(WatchSpec {
+                    interval: Duration::from_secs(seconds.parse().unwrap()),
+                    switch,
+                })
+            );
+            assert!(spec.detach, "watch implies detach");
+        }
+    }
+
+    #[test]
+    fn watch_interval_out_of_bounds_or_mistyped_is_refused() {
+        for (value, message) in [
+            (
+                "4",
+                "c.toml:7: image.watch_interval must be a whole number of seconds from 5 to 86400 (got \"4\")",
+            ),
+            (
+                "86401",
+                "c.toml:7: image.watch_interval must be a whole number of seconds from 5 to 86400 (got \"86401\")",
+            ),
+            (
+                "0",
+                "c.toml:7: image.watch_interval must be a whole number of seconds from 5 to 86400 (got \"0\")",
+            ),
+            (
+                "\"60\"",
+                "c.toml:7: image.watch_interval must be an integer",
+            ),
+        ] {
+            let problems =
+                load_image(&format!("\n\n{LIST}watch_interval = {value}\n")).expect_err(value);
+            assert_eq!(problems, [message], "{value}");
+        }
+    }
+
+    #[test]
+    fn watch_needs_a_list_and_switch_needs_watch() {
+        assert_eq!(
+            load_image("watch_interval = 30\n").unwrap_err(),
+            ["c.toml:4: image.watch_interval requires image.approved_list"]
+        );
+        assert_eq!(
+            load_image(&format!("{LIST}watch_switch = true\n")).unwrap_err(),
+            ["c.toml:5: image.watch_switch requires image.watch_interval"]
+        );
+        assert_eq!(
+            load_image(&format!(
+                "{LIST}watch_interval = 30\nwatch_switch = \"yes\"\n"
+            ))
+            .unwrap_err(),
+            ["c.toml:6: image.watch_switch must be true or false"]
+        );
+    }
 }

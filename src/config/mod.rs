@@ -119,14 +119,28 @@ pub struct ImageSpec {
     pub compose_template: Option<PathBuf>,
     /// Where the rendered compose file is written.
     pub compose_file: PathBuf,
-    /// `up -d` and exit, instead of exec'ing `up` in the foreground.
+    /// `up -d` and exit, instead of exec'ing `up` in the foreground (implied by `watch`).
     pub detach: bool,
+    /// `watch_interval` / `watch_switch`: stay and supervise the workload (off by default).
+    pub watch: Option<WatchSpec>,
     /// The engine every docker call is sent to, as `DOCKER_HOST`; never from the environment.
     pub docker_host: String,
     /// Longest `docker pull` may take.
     pub pull_timeout: Duration,
     pub service: ServiceSpec,
 }
+
+/// `[image] watch_interval` and `watch_switch`: re-read the approved list every `interval`;
+/// stop a workload that is no longer approved, then start the newest approved one (`switch`)
+/// or exit non-zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WatchSpec {
+    pub interval: Duration,
+    pub switch: bool,
+}
+
+/// Bounds of `[image] watch_interval`, in seconds.
+pub const WATCH_INTERVAL_SECONDS: std::ops::RangeInclusive<u64> = 5..=86_400;
 
 /// `[image.service]`: what a user sets on the one service of the built-in template.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -103,6 +103,11 @@ pub enum ProblemKind {
         entrypoint: &'static str,
         run: &'static str,
     },
+    /// A key that means nothing without another.
+    Requires {
+        key: &'static str,
+        needs: &'static str,
+    },
 }
 
 impl fmt::Display for ProblemKind {
@@ -154,6 +159,7 @@ impl fmt::Display for ProblemKind {
                 f,
                 "{entrypoint} and {run} cannot both be set (default mode runs the entry script, advanced mode runs {run})"
             ),
+            Self::Requires { key, needs } => write!(f, "{key} requires {needs}"),
         }
     }
 }

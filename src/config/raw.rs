@@ -66,6 +66,9 @@ pub struct RawImage {
     pub docker_host: Option<Located<String>>,
     /// Seconds, as written (an integer).
     pub pull_timeout: Option<Located<String>>,
+    /// Seconds, as written (an integer).
+    pub watch_interval: Option<Located<String>>,
+    pub watch_switch: Option<Located<bool>>,
 }
 
 /// How a format names each field, so messages use the spelling the user wrote.

@@ -99,6 +99,8 @@ pub fn parse(text: &str) -> (RawConfig, Vec<Problem>) {
             detach: reader.boolean(&mut image, "detach", "image.detach"),
             docker_host: reader.string(&mut image, "docker_host", "image.docker_host"),
             pull_timeout: reader.integer(&mut image, "pull_timeout", "image.pull_timeout"),
+            watch_interval: reader.integer(&mut image, "watch_interval", "image.watch_interval"),
+            watch_switch: reader.boolean(&mut image, "watch_switch", "image.watch_switch"),
             ..RawImage::default()
         });
         if let (Some(raw_image), Some(mut service)) =

@@ -140,5 +140,67 @@ if ! launch "$c" "$W/8.out" && grep -q "not what was approved" "$W/8.out" \
   pass "wrong platform: engine's image is not the approved one, refused"
 else fail "wrong platform refused" "$W/8.out"; fi
 
+# 9. Watch mode: the approved list changes under a running workload; the launcher stops it
+#    (compose down) and starts the newest approved digest as a second, fully measured launch.
+#    Bounded: the launcher is killed after 60 s whatever happens; each wait polls for <= 20 s
+#    (about 10 s in all when it passes: one 5 s tick, a pull, compose down and up).
+printf '{"approved_hashes":["%s"]}' "$SINGLE_DIGEST" >"$W/watch.json"
+c=$(config watch "$SINGLE_DIGEST" "approved_list = \"$W/watch.json\"
+watch_interval = 5
+watch_switch = true" 'environment = { E2E_SLEEP = "120" }')
+before=$(events)
+E2E_REGISTRY_SECRET=$REGISTRY_PASSWORD timeout 60 "$BIN" --platform nontee \
+  --event-log "$W/events.jsonl" --docker-config "$W/launcher-docker-config" run "$c" >"$W/9.out" 2>&1 &
+watcher=$!
+running() { [ "$(docker inspect -f '{{.State.Running}} {{.Config.Image}}' e2e-watch-workload 2>/dev/null)" = "true $IMAGE_REPO@$1" ]; }
+wait_for() { local i; for i in $(seq 1 100); do "$@" && return 0; sleep 0.2; done; return 1; }
+first_ok=0
+wait_for running "$SINGLE_DIGEST" && first_ok=1
+old_id=$(docker inspect -f '{{.Id}}' e2e-watch-workload 2>/dev/null)
+printf '{"approved_hashes":["%s"]}' "$OTHER_DIGEST" >"$W/watch.json.tmp" && mv "$W/watch.json.tmp" "$W/watch.json"
+measured_twice() { [ "$(events)" -eq $((before + 8)) ]; }
+if [ "$first_ok" = 1 ] && wait_for running "$OTHER_DIGEST" && wait_for measured_twice \
+  && [ "$(docker inspect -f '{{.Id}}' e2e-watch-workload)" != "$old_id" ] \
+  && ! docker inspect "$old_id" >/dev/null 2>&1 \
+  && [ "$(tail -8 "$W/events.jsonl" | grep -c "\"event_payload\":\"$(hex "oci:$SINGLE_DIGEST")\"")" = 1 ] \
+  && [ "$(tail -4 "$W/events.jsonl" | grep -c "\"event_payload\":\"$(hex "oci:$OTHER_DIGEST")\"")" = 1 ] \
+  && grep -q "stopped compose project e2e-watch" "$W/9.out"; then
+  pass "watch: a revoked digest is stopped, the newest approved starts, both launches measured"
+else fail "watch switch" "$W/9.out"; fi
+kill "$watcher" 2>/dev/null; wait "$watcher" 2>/dev/null
+docker rm -f e2e-watch-workload >/dev/null 2>&1
+
+# 10. Restarts and logs (README "Restarts, names and logs"). Before, the default policy was
+#     `no`: a failed workload stayed down. Now `on-failure` restarts the same container, whose
+#     `docker logs` keep every run; a changed document recreates it and its logs start fresh.
+c=$(config restartno "$SINGLE_DIGEST" "detach = true" 'restart = "no"
+environment = { E2E_EXIT = "3" }')
+exited() { [ "$(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$1" 2>/dev/null)" = "exited 3" ]; }
+if launch "$c" "$W/10a.out" && wait_for exited e2e-restartno-workload \
+  && [ "$(docker inspect -f '{{.RestartCount}}' e2e-restartno-workload)" = 0 ]; then
+  pass "restart = no (the old default): a failed workload stays down"
+else fail "restart = no" "$W/10a.out"; fi
+docker rm -f e2e-restartno-workload >/dev/null 2>&1
+c=$(config restart "$SINGLE_DIGEST" "detach = true" 'environment = { E2E_EXIT = "3", E2E_MESSAGE = "first" }')
+runs_of() { docker logs e2e-restart-workload 2>&1 | grep -c "E2E-MESSAGE $1"; }
+restarted() { [ "$(docker inspect -f '{{.RestartCount}}' e2e-restart-workload 2>/dev/null || echo 0)" -ge 1 ] && [ "$(runs_of first)" -ge 2 ]; }
+if launch "$c" "$W/10b.out" && first_id=$(docker inspect -f '{{.Id}}' e2e-restart-workload) \
+  && wait_for restarted && [ "$(docker inspect -f '{{.Id}}' e2e-restart-workload)" = "$first_id" ]; then
+  pass "restart on-failure (default): the same container restarts, its logs keep every run"
+else
+  fail "restart on-failure" "$W/10b.out"
+  docker inspect -f 'status={{.State.Status}} restarts={{.RestartCount}} policy={{.HostConfig.RestartPolicy.Name}}' e2e-restart-workload
+  docker logs e2e-restart-workload 2>&1 | tail -5
+fi
+old_id=$(docker inspect -f '{{.Id}}' e2e-restart-workload 2>/dev/null)
+c=$(config restart "$SINGLE_DIGEST" "detach = true" 'environment = { E2E_EXIT = "3", E2E_MESSAGE = "second" }')
+if launch "$c" "$W/10c.out" && [ -n "$old_id" ] \
+  && [ "$(docker inspect -f '{{.Id}}' e2e-restart-workload)" != "$old_id" ] \
+  && wait_for sh -c "docker logs e2e-restart-workload 2>&1 | grep -q 'E2E-MESSAGE second'" \
+  && ! docker logs e2e-restart-workload 2>&1 | grep -q 'E2E-MESSAGE first'; then
+  pass "a changed document recreates the container under the same name; its logs start fresh"
+else fail "changed document recreates" "$W/10c.out"; fi
+docker rm -f e2e-restart-workload >/dev/null 2>&1
+
 echo "e2e: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
