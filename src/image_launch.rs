@@ -15,6 +15,8 @@ use crate::docker::{Docker, DockerError};
 use crate::image_store;
 use crate::log::Logger;
 use crate::registry::Resolution;
+use crate::workload::Workload;
+use crate::workload_config::{self, Decision, WorkloadConfigError};
 
 const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
 const DSTACK_SOCKET: &str = "/var/run/dstack.sock:/var/run/dstack.sock";
@@ -28,6 +30,8 @@ pub enum ImageLaunchError {
     Render { path: String, source: TemplateError },
     #[error(transparent)]
     Docker(#[from] DockerError),
+    #[error(transparent)]
+    WorkloadConfig(#[from] WorkloadConfigError),
     #[error("cannot write compose file {path}: {source}")]
     Write {
         path: String,
@@ -111,7 +115,7 @@ pub fn image_name(spec: &ImageSpec, resolution: &Resolution) -> String {
 }
 
 /// Pulls the approved digest, confirms the engine holds exactly that image, writes the
-/// compose file, and returns the compose command to run.
+/// workload config (if any) and the compose file, and returns the compose command to run.
 pub fn prepare(
     spec: &ImageSpec,
     resolution: &Resolution,
@@ -144,6 +148,21 @@ pub fn prepare(
         "image verified: {image} is config {} for {} ({store})",
         resolution.config, resolution.platform
     ));
+    if let Some(config) = &spec.workload_config {
+        let text = workload_config::render(
+            config,
+            &Decision {
+                workload: Workload::Image(resolution.requested),
+                image: &image,
+                approved_list: spec.approved_list.as_deref(),
+            },
+        )?;
+        workload_config::write_atomically(&config.path, &text)?;
+        log.info(&format!(
+            "workload config written to {}",
+            config.path.display()
+        ));
+    }
     write_atomically(&spec.compose_file, rendered)?;
     Ok(docker.compose_up(&spec.project, &spec.compose_file, spec.detach)?)
 }

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod compose;
 pub mod compose_document;
 pub mod config;
+pub mod config_value;
 pub mod digest;
 pub mod docker;
 pub mod error;
@@ -31,6 +32,7 @@ pub mod tee_presence;
 pub mod verify;
 pub mod work_dir;
 pub mod workload;
+pub mod workload_config;
 pub mod workload_env;
 
 use std::ffi::OsString;

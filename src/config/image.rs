@@ -81,6 +81,9 @@ pub(super) fn validate(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSp
             restart: raw.restart,
         },
     );
+    let workload_config = raw
+        .workload_config
+        .map(|w| super::workload_config::validate(w, check));
     if check.problems.len() > before {
         return None;
     }
@@ -106,6 +109,7 @@ pub(super) fn validate(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSp
             docker_socket: raw.docker_socket.is_some_and(|v| v.value),
             ..service
         },
+        workload_config: workload_config.flatten(),
     })
 }
 

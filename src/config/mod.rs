@@ -11,6 +11,7 @@ mod problem;
 mod raw;
 mod relative_path;
 mod toml;
+mod workload_config;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use std::time::Duration;
 pub use problem::{Problem, ProblemKind};
 pub use raw::RawConfig;
 pub use relative_path::RelativePath;
+pub use workload_config::{WorkloadConfigFormat, WorkloadConfigSpec};
 
 use crate::capped_read::{CappedReadError, read_capped};
 use crate::digest::{CommitId, ImageDigest, Sha256Digest};
@@ -125,6 +127,8 @@ pub struct ImageSpec {
     /// Longest `docker pull` may take.
     pub pull_timeout: Duration,
     pub service: ServiceSpec,
+    /// `[image.workload_config]`: a config file for the workload, written before `ready`.
+    pub workload_config: Option<WorkloadConfigSpec>,
 }
 
 /// `[image.service]`: what a user sets on the one service of the built-in template.
