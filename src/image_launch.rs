@@ -9,7 +9,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use crate::capped_read::{CappedReadError, read_capped};
-use crate::compose::{self, BUILT_IN, TemplateError};
+use crate::compose::{self, TemplateError};
 use crate::config::ImageSpec;
 use crate::docker::{Docker, DockerError};
 use crate::image_store;
@@ -60,7 +60,7 @@ pub fn render(spec: &ImageSpec, resolution: &Resolution) -> Result<String, Image
             })?;
             (path.display().to_string(), text)
         }
-        None => ("(built-in)".to_owned(), BUILT_IN.to_owned()),
+        None => ("(built-in)".to_owned(), spec.built_in_template.to_owned()),
     };
     let service = &spec.service;
     let mut volumes = service.volumes.clone();
@@ -122,6 +122,7 @@ pub fn prepare(
     rendered: &str,
     docker: &dyn Docker,
     password: Option<&str>,
+    tee: bool,
     log: &Logger,
 ) -> Result<Command, ImageLaunchError> {
     if let Some(username) = &spec.username {
@@ -155,6 +156,7 @@ pub fn prepare(
                 workload: Workload::Image(resolution.requested),
                 image: &image,
                 approved_list: spec.approved_list.as_deref(),
+                tee,
             },
         )?;
         workload_config::write_atomically(&config.path, &text)?;

@@ -27,6 +27,7 @@ use crate::subprocess::{self, Outcome};
 use crate::tee_presence;
 use crate::work_dir::{Exposure, WorkDirError};
 use crate::workload::Workload;
+use crate::workload_config;
 
 /// Inputs that do not come from the config file.
 #[derive(Clone, Debug)]
@@ -45,6 +46,10 @@ pub struct Options {
     pub docker: Option<PathBuf>,
     /// The launcher's private `DOCKER_CONFIG` instead of [`docker::DEFAULT_CONFIG_DIR`].
     pub docker_config: Option<PathBuf>,
+    /// `near` format: the launcher's view of NEAR's shared volume instead of `/mnt/shared`.
+    pub near_shared_dir: Option<PathBuf>,
+    /// Image mode: the compose file's path instead of the config's `compose_file`.
+    pub compose_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +121,17 @@ pub enum Target {
 /// Reads and validates the config and selects the approved workload; for an image, resolves
 /// it through the registry. Nothing is pulled, measured or started.
 pub fn resolve(config_path: &Path, options: &Options, log: &Logger) -> Result<Resolved, Error> {
-    let config = config::load(config_path, options.format)?;
+    let mut config = config::load(config_path, options.format)?;
+    if let (ConfigFormat::Near, Some(dir), WorkloadSpec::Image(spec)) = (
+        config.format,
+        &options.near_shared_dir,
+        &mut config.workload,
+    ) {
+        config::relocate_near_shared(spec, dir);
+    }
+    if let (Some(path), WorkloadSpec::Image(spec)) = (&options.compose_file, &mut config.workload) {
+        spec.compose_file.clone_from(path);
+    }
     let (target, approved) = match &config.workload {
         WorkloadSpec::Git(spec) => {
             let list = ApprovedList::load(spec.approved_list.as_deref(), spec.commit)?;
@@ -132,6 +147,16 @@ pub fn resolve(config_path: &Path, options: &Options, log: &Logger) -> Result<Re
         WorkloadSpec::Image(spec) => {
             let list = ApprovedList::load(spec.approved_list.as_deref(), spec.digest)?;
             warn_missing(log, list.status(), "digest", &spec.digest);
+            if config.format == config::ConfigFormat::Near
+                && matches!(list.status(), ListStatus::Missing(_))
+            {
+                log.warn(&format!(
+                    "DEFAULT_IMAGE_DIGEST comes from the environment, which is not attested: \
+                     {} runs only because the approved list is absent, and the workload event \
+                     measures it, so verify shows which digest ran",
+                    spec.digest
+                ));
+            }
             let digest = list.approve(spec.override_digest)?;
             let credentials = credentials(spec)?;
             let resolution = registry::resolve(
@@ -299,6 +324,11 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
                     pull_timeout: spec.pull_timeout,
                 },
             )?;
+            let tee = options.platform == Platform::Tee;
+            if let Some(workload_config) = &spec.workload_config {
+                workload_config::check_platform(workload_config, tee)
+                    .map_err(image_launch::ImageLaunchError::from)?;
+            }
             let password = credentials.map(|c| c.password);
             let mut session = Session::start(backend, events, log)?;
             session.measure_before_ready(log)?;
@@ -309,6 +339,7 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
                 compose.text(),
                 &docker,
                 password.as_deref(),
+                tee,
                 log,
             )?;
 

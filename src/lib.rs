@@ -107,9 +107,12 @@ fn dispatch(cli: Cli, log: &Logger) -> Result<i32, Error> {
             dstack_runtime_dir: global.dstack_runtime_dir.clone(),
             docker: global.docker.clone(),
             docker_config: global.docker_config.clone(),
+            near_shared_dir: global.near_shared_dir.clone(),
+            compose_file: global.compose_file.clone(),
             format: global.format.map(|f| match f {
                 ConfigFormatArg::Line => ConfigFormat::Line,
                 ConfigFormatArg::Toml => ConfigFormat::Toml,
+                ConfigFormatArg::Near => ConfigFormat::Near,
             }),
         })
     };

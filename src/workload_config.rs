@@ -6,12 +6,18 @@ use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
-use crate::config::{WorkloadConfigFormat, WorkloadConfigSpec};
+use crate::config::{LauncherTable, WorkloadConfigFormat, WorkloadConfigSpec};
 use crate::config_value::{self, ConfigTable, ConfigValue};
 use crate::workload::Workload;
 
 /// The table the launcher adds; a config may not set it.
 pub const RESERVED_TABLE: &str = "trusted_launcher";
+/// NEAR's table, which its launcher injects into the node config.
+pub const NEAR_TEE_TABLE: &str = "tee";
+/// Where NEAR's node finds the approved list (`[tee] latest_allowed_hash_file_path`).
+pub const NEAR_APPROVED_LIST: &str = "/mnt/shared/image-digest.bin";
+/// The dstack agent's socket, as NEAR's node reaches it.
+pub const DSTACK_ENDPOINT: &str = "/var/run/dstack.sock";
 
 /// Mode of the written file: the workload may run as another user, and the content is in
 /// the attested config anyway (not a place for secrets).
@@ -26,6 +32,11 @@ pub enum WorkloadConfigError {
     },
     #[error("workload config {path}: {detail}")]
     Encode { path: String, detail: &'static str },
+    /// NEAR's launcher refuses a GCP key source inside a TEE (the node would not use dstack).
+    #[error(
+        "mpc_node_config.gcp is not allowed in tee mode (NEAR's launcher refuses it too); not starting the node"
+    )]
+    NearGcpInTee,
 }
 
 /// What the launcher decided, as the reserved table tells the workload.
@@ -35,6 +46,42 @@ pub struct Decision<'a> {
     /// `repository@digest` as Docker runs it.
     pub image: &'a str,
     pub approved_list: Option<&'a Path>,
+    /// Tee mode (`--platform tee`): NEAR's `[tee] authority` is dstack, else local.
+    pub tee: bool,
+}
+
+/// What the platform forbids in the content, checked before anything is measured.
+pub fn check_platform(spec: &WorkloadConfigSpec, tee: bool) -> Result<(), WorkloadConfigError> {
+    if spec.table == LauncherTable::NearTee && tee && spec.content.contains_key("gcp") {
+        return Err(WorkloadConfigError::NearGcpInTee);
+    }
+    Ok(())
+}
+
+/// NEAR's `[tee]` table, as its launcher writes it.
+fn near_tee(decision: &Decision<'_>) -> ConfigTable {
+    let text = |s: &str| ConfigValue::String(s.to_owned());
+    let authority = if decision.tee {
+        ConfigTable::from([
+            ("type".to_owned(), text("dstack")),
+            ("dstack_endpoint".to_owned(), text(DSTACK_ENDPOINT)),
+        ])
+    } else {
+        ConfigTable::from([("type".to_owned(), text("local"))])
+    };
+    let digest = match decision.workload {
+        Workload::Image(digest) => digest.to_string(),
+        Workload::Git(commit) => commit.to_string(),
+    };
+    ConfigTable::from([
+        ("authority".to_owned(), ConfigValue::Table(authority)),
+        ("image_hash".to_owned(), ConfigValue::String(digest)),
+        // The node's view of the list, whatever the launcher's (`--near-shared-dir`).
+        (
+            "latest_allowed_hash_file_path".to_owned(),
+            text(NEAR_APPROVED_LIST),
+        ),
+    ])
 }
 
 /// The file's text: the configured table plus the reserved one.
@@ -42,6 +89,14 @@ pub fn render(
     spec: &WorkloadConfigSpec,
     decision: &Decision<'_>,
 ) -> Result<String, WorkloadConfigError> {
+    let mut table = spec.content.clone();
+    if spec.table == LauncherTable::NearTee {
+        table.insert(
+            NEAR_TEE_TABLE.to_owned(),
+            ConfigValue::Table(near_tee(decision)),
+        );
+        return encode(spec, table);
+    }
     let mut launcher = ConfigTable::from([
         (
             "workload".to_owned(),
@@ -58,8 +113,11 @@ pub fn render(
             ConfigValue::String(list.display().to_string()),
         );
     }
-    let mut table = spec.content.clone();
     table.insert(RESERVED_TABLE.to_owned(), ConfigValue::Table(launcher));
+    encode(spec, table)
+}
+
+fn encode(spec: &WorkloadConfigSpec, table: ConfigTable) -> Result<String, WorkloadConfigError> {
     match spec.format {
         WorkloadConfigFormat::Toml => Ok(config_value::to_toml(&table)),
         WorkloadConfigFormat::Json => ConfigValue::Table(table)
@@ -129,6 +187,7 @@ mod tests {
             path,
             format,
             content,
+            table: LauncherTable::TrustedLauncher,
         }
     }
 
@@ -137,6 +196,7 @@ mod tests {
             workload: Workload::Image(ImageDigest::parse(DIGEST).unwrap()),
             image: "r.example/app@sha256:4f9a",
             approved_list: Some(Path::new("/mnt/shared/approved.json")),
+            tee: false,
         }
     }
 

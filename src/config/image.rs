@@ -100,6 +100,7 @@ pub(super) fn validate(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSp
         password_env,
         project: project?,
         compose_template,
+        built_in_template: crate::compose::BUILT_IN,
         compose_file,
         detach: raw.detach.is_some_and(|v| v.value),
         docker_host: docker_host?,

@@ -7,6 +7,7 @@
 mod git;
 mod image;
 mod line;
+mod near;
 mod problem;
 mod raw;
 mod relative_path;
@@ -17,10 +18,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use near::relocate_shared as relocate_near_shared;
 pub use problem::{Problem, ProblemKind};
 pub use raw::RawConfig;
 pub use relative_path::RelativePath;
-pub use workload_config::{WorkloadConfigFormat, WorkloadConfigSpec};
+pub use workload_config::{LauncherTable, WorkloadConfigFormat, WorkloadConfigSpec};
 
 use crate::capped_read::{CappedReadError, read_capped};
 use crate::digest::{CommitId, ImageDigest, Sha256Digest};
@@ -43,15 +45,22 @@ pub enum ConfigFormat {
     /// git-launcher's `KEY=VALUE` lines.
     Line,
     Toml,
+    /// NEAR tee-launcher's `/tapp/user_config`: `[launcher_config]` + `[mpc_node_config]`.
+    Near,
 }
 
 impl ConfigFormat {
-    /// `--format` wins, then a `.toml` extension, then the content: a document whose first
-    /// meaningful line opens a `[table]` is TOML, anything else is the line format.
+    /// `--format` wins, then NEAR's user config (TOML whose top-level tables are
+    /// `launcher_config` and `mpc_node_config`), then a `.toml` extension, then the content:
+    /// a document whose first meaningful line opens a `[table]` is TOML, anything else is
+    /// the line format.
     #[must_use]
     pub fn detect(explicit: Option<Self>, path: &Path, text: &str) -> Self {
         if let Some(format) = explicit {
             return format;
+        }
+        if near::looks_like_near(text) {
+            return Self::Near;
         }
         if path.extension().is_some_and(|ext| ext == "toml") {
             return Self::Toml;
@@ -73,6 +82,7 @@ impl fmt::Display for ConfigFormat {
         f.write_str(match self {
             Self::Line => "line",
             Self::Toml => "toml",
+            Self::Near => "near",
         })
     }
 }
@@ -118,6 +128,8 @@ pub struct ImageSpec {
     /// Compose project name: stable, so a restart replaces rather than duplicates.
     pub project: String,
     pub compose_template: Option<PathBuf>,
+    /// The template used when `compose_template` is not set.
+    pub built_in_template: &'static str,
     /// Where the rendered compose file is written.
     pub compose_file: PathBuf,
     /// `up -d` and exit, instead of exec'ing `up` in the foreground.
@@ -250,12 +262,18 @@ pub fn load(path: &Path, explicit: Option<ConfigFormat>) -> Result<LaunchConfig,
         path: path.to_owned(),
     })?;
     let format = ConfigFormat::detect(explicit, path, text);
+    if format == ConfigFormat::Near {
+        let mut problems = Vec::new();
+        let default_digest = std::env::var(near::DEFAULT_DIGEST_ENV).ok();
+        let parsed = near::parse(text, default_digest.as_deref(), &mut problems);
+        return finish(path, format, &bytes, parsed, problems);
+    }
     let (raw, keys, mut problems) = match format {
         ConfigFormat::Line => {
             let (raw, problems) = line::parse(text);
             (raw, line::KEYS, problems)
         }
-        ConfigFormat::Toml => {
+        ConfigFormat::Toml | ConfigFormat::Near => {
             let (raw, problems) = toml::parse(text);
             (raw, toml::KEYS, problems)
         }
@@ -268,11 +286,21 @@ pub fn load(path: &Path, explicit: Option<ConfigFormat>) -> Result<LaunchConfig,
     } else {
         validate(raw, &keys, &mut problems)
     };
+    finish(path, format, &bytes, validated, problems)
+}
+
+fn finish(
+    path: &Path,
+    format: ConfigFormat,
+    bytes: &[u8],
+    validated: Option<(WorkloadSpec, MeasurementSpec)>,
+    mut problems: Vec<Problem>,
+) -> Result<LaunchConfig, ConfigError> {
     match validated {
         Some((workload, measurement)) if problems.is_empty() => Ok(LaunchConfig {
             path: path.to_owned(),
             format,
-            sha256: Sha256Digest::of(&bytes),
+            sha256: Sha256Digest::of(bytes),
             workload,
             measurement,
         }),

@@ -16,6 +16,16 @@ pub enum WorkloadConfigFormat {
     Json,
 }
 
+/// The table the launcher adds to the workload's config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LauncherTable {
+    /// `[trusted_launcher]`: the approved identity, image and approved list.
+    TrustedLauncher,
+    /// NEAR's `[tee]`: authority (dstack in tee mode, local in nontee), `image_hash`,
+    /// `latest_allowed_hash_file_path`.
+    NearTee,
+}
+
 /// `[image.workload_config]`, validated.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorkloadConfigSpec {
@@ -24,6 +34,7 @@ pub struct WorkloadConfigSpec {
     pub format: WorkloadConfigFormat,
     /// The table as configured, without the launcher's reserved table.
     pub content: ConfigTable,
+    pub table: LauncherTable,
 }
 
 pub(super) fn validate(
@@ -78,5 +89,6 @@ pub(super) fn validate(
         path: path?,
         format: format?,
         content: content.map(|(_, table)| table).unwrap_or_default(),
+        table: LauncherTable::TrustedLauncher,
     })
 }
