@@ -255,8 +255,18 @@ impl ConfigError {
     }
 }
 
-/// Reads, parses and validates a config file.
+/// Reads, parses and validates a config file; the `near` format takes
+/// `DEFAULT_IMAGE_DIGEST` from the process environment.
 pub fn load(path: &Path, explicit: Option<ConfigFormat>) -> Result<LaunchConfig, ConfigError> {
+    load_with_env(path, explicit, &|name| std::env::var(name).ok())
+}
+
+/// [`load`] with the environment given: what a compose file's `environment:` would set.
+pub fn load_with_env(
+    path: &Path,
+    explicit: Option<ConfigFormat>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<LaunchConfig, ConfigError> {
     let bytes = read_config(path)?;
     let text = std::str::from_utf8(&bytes).map_err(|_| ConfigError::NotUtf8 {
         path: path.to_owned(),
@@ -264,7 +274,7 @@ pub fn load(path: &Path, explicit: Option<ConfigFormat>) -> Result<LaunchConfig,
     let format = ConfigFormat::detect(explicit, path, text);
     if format == ConfigFormat::Near {
         let mut problems = Vec::new();
-        let default_digest = std::env::var(near::DEFAULT_DIGEST_ENV).ok();
+        let default_digest = env(near::DEFAULT_DIGEST_ENV);
         let parsed = near::parse(text, default_digest.as_deref(), &mut problems);
         return finish(path, format, &bytes, parsed, problems);
     }
