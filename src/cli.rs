@@ -35,6 +35,8 @@ pub const VALUE_OPTIONS: &[&str] = &[
     "--dstack-runtime-dir",
     "--docker",
     "--docker-config",
+    "--compose-file",
+    "--near-shared-dir",
 ];
 
 #[derive(Debug, Args)]
@@ -83,7 +85,15 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "DIR")]
     pub docker_config: Option<PathBuf>,
 
-    /// Config format [default: `.toml` extension, else by content]
+    /// Image mode: where the rendered compose file is written, instead of the config's `compose_file`
+    #[arg(long, global = true, value_name = "PATH")]
+    pub compose_file: Option<PathBuf>,
+
+    /// `near` format: where the launcher sees NEAR's shared volume (image-digest.bin is read, mpc-config.toml written there) [default: /mnt/shared]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub near_shared_dir: Option<PathBuf>,
+
+    /// Config format [default: NEAR's user config or a `.toml` extension, else by content]
     #[arg(long, global = true, value_enum)]
     pub format: Option<ConfigFormatArg>,
 }
@@ -213,4 +223,6 @@ pub enum BackendArg {
 pub enum ConfigFormatArg {
     Line,
     Toml,
+    /// NEAR tee-launcher's `/tapp/user_config` (`[launcher_config]` + `[mpc_node_config]`)
+    Near,
 }

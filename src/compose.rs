@@ -11,6 +11,8 @@ use serde_json::Value;
 
 /// The template shipped in the binary.
 pub const BUILT_IN: &str = include_str!("../assets/compose.yaml");
+/// The template of the `near` config format: service and container `mpc-node`, as NEAR's.
+pub const NEAR_MPC_NODE: &str = include_str!("../assets/near-mpc-node-compose.yaml");
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {

@@ -9,7 +9,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use crate::capped_read::{CappedReadError, read_capped};
-use crate::compose::{self, BUILT_IN, TemplateError};
+use crate::compose::{self, TemplateError};
 use crate::compose_document::ComposeDocument;
 use crate::config::ImageSpec;
 use crate::docker::{self, Docker, DockerError, DockerSettings, ProcessDocker};
@@ -20,6 +20,8 @@ use crate::log::Logger;
 use crate::measure::Session;
 use crate::registry::{Credentials, Resolution};
 use crate::subprocess::{self, Outcome};
+use crate::workload::Workload;
+use crate::workload_config::{self, Decision, WorkloadConfigError};
 
 const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
 const DSTACK_SOCKET: &str = "/var/run/dstack.sock:/var/run/dstack.sock";
@@ -33,6 +35,8 @@ pub enum ImageLaunchError {
     Render { path: String, source: TemplateError },
     #[error(transparent)]
     Docker(#[from] DockerError),
+    #[error(transparent)]
+    WorkloadConfig(#[from] WorkloadConfigError),
     #[error("cannot write compose file {path}: {source}")]
     Write {
         path: String,
@@ -61,7 +65,7 @@ pub fn render(spec: &ImageSpec, resolution: &Resolution) -> Result<String, Image
             })?;
             (path.display().to_string(), text)
         }
-        None => ("(built-in)".to_owned(), BUILT_IN.to_owned()),
+        None => ("(built-in)".to_owned(), spec.built_in_template.to_owned()),
     };
     let service = &spec.service;
     let mut volumes = service.volumes.clone();
@@ -116,13 +120,14 @@ pub fn image_name(spec: &ImageSpec, resolution: &Resolution) -> String {
 }
 
 /// Pulls the approved digest, confirms the engine holds exactly that image, writes the
-/// compose file, and returns the compose command to run.
+/// workload config (if any) and the compose file, and returns the compose command to run.
 pub fn prepare(
     spec: &ImageSpec,
     resolution: &Resolution,
     rendered: &str,
     docker: &dyn Docker,
     password: Option<&str>,
+    tee: bool,
     log: &Logger,
 ) -> Result<Command, ImageLaunchError> {
     if let Some(username) = &spec.username {
@@ -149,6 +154,22 @@ pub fn prepare(
         "image verified: {image} is config {} for {} ({store})",
         resolution.config, resolution.platform
     ));
+    if let Some(config) = &spec.workload_config {
+        let text = workload_config::render(
+            config,
+            &Decision {
+                workload: Workload::Image(resolution.requested),
+                image: &image,
+                approved_list: spec.approved_list.as_deref(),
+                tee,
+            },
+        )?;
+        workload_config::write_atomically(&config.path, &text)?;
+        log.info(&format!(
+            "workload config written to {}",
+            config.path.display()
+        ));
+    }
     write_atomically(&spec.compose_file, rendered)?;
     Ok(docker.compose_up(&spec.project, &spec.compose_file, spec.detach)?)
 }
@@ -177,6 +198,7 @@ pub fn start_image(
     credentials: Option<Credentials>,
     compose: &ComposeDocument,
     docker: &ProcessDocker,
+    tee: bool,
     log: &Logger,
 ) -> Result<Command, Error> {
     let password = credentials.map(|c| c.password);
@@ -187,6 +209,7 @@ pub fn start_image(
         compose.text(),
         docker,
         password.as_deref(),
+        tee,
         log,
     )?;
     session.measure_all(log)?;

@@ -26,6 +26,7 @@ use crate::tee_presence;
 use crate::watch::Supervisor;
 use crate::work_dir::{Exposure, WorkDirError};
 use crate::workload::Workload;
+use crate::workload_config;
 
 /// Inputs that do not come from the config file.
 #[derive(Clone, Debug)]
@@ -44,6 +45,10 @@ pub struct Options {
     pub docker: Option<PathBuf>,
     /// The launcher's private `DOCKER_CONFIG` instead of [`docker::DEFAULT_CONFIG_DIR`].
     pub docker_config: Option<PathBuf>,
+    /// `near` format: the launcher's view of NEAR's shared volume instead of `/mnt/shared`.
+    pub near_shared_dir: Option<PathBuf>,
+    /// Image mode: the compose file's path instead of the config's `compose_file`.
+    pub compose_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +120,42 @@ pub enum Target {
 /// Reads and validates the config and selects the approved workload; for an image, resolves
 /// it through the registry. Nothing is pulled, measured or started.
 pub fn resolve(config_path: &Path, options: &Options, log: &Logger) -> Result<Resolved, Error> {
-    resolve_config(config::load(config_path, options.format)?, log)
+    let mut config = config::load(config_path, options.format)?;
+    if let (ConfigFormat::Near, Some(dir), WorkloadSpec::Image(spec)) = (
+        config.format,
+        &options.near_shared_dir,
+        &mut config.workload,
+    ) {
+        config::relocate_near_shared(spec, dir);
+    }
+    if let (Some(path), WorkloadSpec::Image(spec)) = (&options.compose_file, &mut config.workload) {
+        spec.compose_file.clone_from(path);
+    }
+    refuse_unattested_default(&config, options.platform)?;
+    resolve_config(config, log)
+}
+
+/// NEAR's dialect takes its fallback digest from `DEFAULT_IMAGE_DIGEST` in the environment,
+/// which an operator can set without changing the attestation. NEAR's launcher runs it when
+/// the approved list is absent; in tee mode this one refuses: the list must name what runs.
+fn refuse_unattested_default(config: &LaunchConfig, platform: Platform) -> Result<(), Error> {
+    let WorkloadSpec::Image(spec) = &config.workload else {
+        return Ok(());
+    };
+    let Some(list) = &spec.approved_list else {
+        return Ok(());
+    };
+    if platform == Platform::Tee
+        && config.format == ConfigFormat::Near
+        && list.symlink_metadata().is_err()
+    {
+        return Err(Error::Usage(format!(
+            "refusing DEFAULT_IMAGE_DIGEST {} in tee mode: it comes from the environment, which is not attested, and the approved list {} does not exist (write the approved list before the first boot)",
+            spec.digest,
+            list.display()
+        )));
+    }
+    Ok(())
 }
 
 /// [`resolve`] for a config already loaded: the watch resolves the same attested config again
@@ -136,6 +176,16 @@ pub fn resolve_config(config: LaunchConfig, log: &Logger) -> Result<Resolved, Er
         WorkloadSpec::Image(spec) => {
             let list = ApprovedList::load(spec.approved_list.as_deref(), spec.digest)?;
             warn_missing(log, list.status(), "digest", &spec.digest);
+            if config.format == config::ConfigFormat::Near
+                && matches!(list.status(), ListStatus::Missing(_))
+            {
+                log.warn(&format!(
+                    "DEFAULT_IMAGE_DIGEST comes from the environment, which is not attested: \
+                     {} runs only because the approved list is absent, and the workload event \
+                     measures it, so verify shows which digest ran",
+                    spec.digest
+                ));
+            }
             let digest = list.approve(spec.override_digest)?;
             let credentials = credentials(spec)?;
             let resolution = registry::resolve(
@@ -294,6 +344,11 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
         } => {
             // Everything that can fail without side effects fails before measuring.
             let docker = image_launch::locate_docker(&spec, options)?;
+            let tee = options.platform == Platform::Tee;
+            if let Some(workload_config) = &spec.workload_config {
+                workload_config::check_platform(workload_config, tee)
+                    .map_err(image_launch::ImageLaunchError::from)?;
+            }
             let session = Session::start(backend, events, log)?;
             let mut command = image_launch::start_image(
                 session,
@@ -302,6 +357,7 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
                 credentials,
                 &compose,
                 &docker,
+                tee,
                 log,
             )?;
             if let Some(watch) = spec.watch {

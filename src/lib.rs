@@ -10,6 +10,7 @@ pub mod cli;
 pub mod compose;
 pub mod compose_document;
 pub mod config;
+pub mod config_value;
 pub mod digest;
 pub mod docker;
 pub mod error;
@@ -32,6 +33,7 @@ pub mod verify;
 pub mod watch;
 pub mod work_dir;
 pub mod workload;
+pub mod workload_config;
 pub mod workload_env;
 
 use std::ffi::OsString;
@@ -116,9 +118,12 @@ fn dispatch(cli: Cli, log: &Logger) -> Result<i32, Error> {
             dstack_runtime_dir: global.dstack_runtime_dir.clone(),
             docker: global.docker.clone(),
             docker_config: global.docker_config.clone(),
+            near_shared_dir: global.near_shared_dir.clone(),
+            compose_file: global.compose_file.clone(),
             format: global.format.map(|f| match f {
                 ConfigFormatArg::Line => ConfigFormat::Line,
                 ConfigFormatArg::Toml => ConfigFormat::Toml,
+                ConfigFormatArg::Near => ConfigFormat::Near,
             }),
         })
     };

@@ -17,6 +17,7 @@ use crate::image_launch;
 use crate::launch::{self, Target};
 use crate::log::Logger;
 use crate::measure::{self, MeasureSettings, Session};
+use crate::platform::Platform;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
@@ -144,6 +145,7 @@ impl Supervisor<'_> {
             credentials,
             &compose,
             self.docker,
+            self.settings.platform == Platform::Tee,
             self.log,
         )?;
         match image_launch::up_detached(command)? {

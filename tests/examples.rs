@@ -263,6 +263,73 @@ fn near_migration_example_keeps_near_s_digest_list_and_event() {
     );
 }
 
+/// NEAR's user config, unchanged, with NEAR's environment from the example's own
+/// (attested) `environment:`: the `near` format reads it as NEAR's launcher would.
+#[test]
+fn near_user_config_example_runs_near_s_file_with_near_s_environment() {
+    let example = Example::load("near-user-config");
+    example.check_pins_and_sockets();
+    let launcher = example.service("launcher");
+    let environment: Vec<(String, String)> = Example::strings(&launcher["environment"])
+        .iter()
+        .map(|e| {
+            let (k, v) = e.split_once('=').unwrap();
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    let command = Example::strings(&launcher["command"]);
+    assert_eq!(command[..2], ["--format", "near"]);
+    let path = *command.last().unwrap();
+    let source = launcher["configs"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|c| c["target"].as_str() == Some(path))
+        .unwrap()["source"]
+        .as_str()
+        .unwrap();
+    let content = example.compose["configs"][source]["content"]
+        .as_str()
+        .unwrap();
+    // NEAR's two tables and nothing of ours.
+    assert!(content.starts_with("[launcher_config]\n"));
+    assert!(!content.contains("[image"), "{content}");
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("user_config");
+    fs::write(&file, content).unwrap();
+    let lookup = |name: &str| {
+        environment
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let config = config::load_with_env(&file, Some(config::ConfigFormat::Near), &lookup)
+        .unwrap_or_else(|e| panic!("near-user-config: {e:?}"));
+    let WorkloadSpec::Image(image) = config.workload else {
+        panic!("not image mode")
+    };
+    let near_digest = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/near-mpc_mpc_image_digest.txt"
+    ))
+    .unwrap();
+    assert_eq!(
+        image.digest.to_string(),
+        format!("sha256:{}", near_digest.trim())
+    );
+    assert_eq!(lookup("PLATFORM").as_deref(), Some("TEE"));
+    assert!(image.near_compat);
+    assert_eq!(image.project, "mpc-node");
+    // The launcher reads the list and writes the node config on the shared volume: rw.
+    let list = Path::new("/mnt/shared/image-digest.bin");
+    assert_eq!(image.approved_list.as_deref(), Some(list));
+    let volume = example.launcher_volume_holding(list).unwrap();
+    assert_eq!(volume, "shared-volume:/mnt/shared");
+    let node_config = image.workload_config.unwrap();
+    assert_eq!(node_config.path, Path::new("/mnt/shared/mpc-config.toml"));
+    assert!(!node_config.content.is_empty());
+}
+
 #[test]
 fn every_example_directory_is_tested_and_linked_from_the_readme() {
     let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
@@ -275,7 +342,13 @@ fn every_example_directory_is_tested_and_linked_from_the_readme() {
     names.sort();
     assert_eq!(
         names,
-        ["git-mode", "git-mode-next", "image-mode", "near-migration"]
+        [
+            "git-mode",
+            "git-mode-next",
+            "image-mode",
+            "near-migration",
+            "near-user-config"
+        ]
     );
     for name in names {
         let link = format!("examples/dstack/{name}/");

@@ -87,6 +87,9 @@ pub(super) fn validate(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSp
             restart: raw.restart,
         },
     );
+    let workload_config = raw
+        .workload_config
+        .map(|w| super::workload_config::validate(w, check));
     if check.problems.len() > before {
         return None;
     }
@@ -103,6 +106,7 @@ pub(super) fn validate(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSp
         password_env,
         project: project?,
         compose_template,
+        built_in_template: crate::compose::BUILT_IN,
         compose_file,
         // A supervisor must get `up`'s exit back: watch implies detach.
         detach: raw.detach.is_some_and(|v| v.value) || watch.is_some(),
@@ -114,6 +118,7 @@ pub(super) fn validate(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSp
             docker_socket: raw.docker_socket.is_some_and(|v| v.value),
             ..service
         },
+        workload_config: workload_config.flatten(),
     })
 }
 

@@ -8,10 +8,12 @@ mod default_path;
 mod git;
 mod image;
 mod line;
+mod near;
 mod problem;
 mod raw;
 mod relative_path;
 mod toml;
+mod workload_config;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -20,9 +22,11 @@ use std::time::Duration;
 pub use default_path::{
     DEFAULT_CONFIG_PATH, DefaultConfig, GIT_LAUNCHER_CONFIG_PATH, default_config,
 };
+pub use near::relocate_shared as relocate_near_shared;
 pub use problem::{Problem, ProblemKind};
 pub use raw::RawConfig;
 pub use relative_path::RelativePath;
+pub use workload_config::{LauncherTable, WorkloadConfigFormat, WorkloadConfigSpec};
 
 use crate::capped_read::{CappedReadError, read_capped};
 use crate::digest::{CommitId, ImageDigest, Sha256Digest};
@@ -42,15 +46,22 @@ pub enum ConfigFormat {
     /// git-launcher's `KEY=VALUE` lines.
     Line,
     Toml,
+    /// NEAR tee-launcher's `/tapp/user_config`: `[launcher_config]` + `[mpc_node_config]`.
+    Near,
 }
 
 impl ConfigFormat {
-    /// `--format` wins, then a `.toml` extension, then the content: a document whose first
-    /// meaningful line opens a `[table]` is TOML, anything else is the line format.
+    /// `--format` wins, then NEAR's user config (TOML whose top-level tables are
+    /// `launcher_config` and `mpc_node_config`), then a `.toml` extension, then the content:
+    /// a document whose first meaningful line opens a `[table]` is TOML, anything else is
+    /// the line format.
     #[must_use]
     pub fn detect(explicit: Option<Self>, path: &Path, text: &str) -> Self {
         if let Some(format) = explicit {
             return format;
+        }
+        if near::looks_like_near(text) {
+            return Self::Near;
         }
         if path.extension().is_some_and(|ext| ext == "toml") {
             return Self::Toml;
@@ -72,6 +83,7 @@ impl fmt::Display for ConfigFormat {
         f.write_str(match self {
             Self::Line => "line",
             Self::Toml => "toml",
+            Self::Near => "near",
         })
     }
 }
@@ -117,6 +129,8 @@ pub struct ImageSpec {
     /// Compose project name: stable, so a restart replaces rather than duplicates.
     pub project: String,
     pub compose_template: Option<PathBuf>,
+    /// The template used when `compose_template` is not set.
+    pub built_in_template: &'static str,
     /// Where the rendered compose file is written.
     pub compose_file: PathBuf,
     /// `up -d` and exit, instead of exec'ing `up` in the foreground (implied by `watch`).
@@ -128,6 +142,8 @@ pub struct ImageSpec {
     /// Longest `docker pull` may take.
     pub pull_timeout: Duration,
     pub service: ServiceSpec,
+    /// `[image.workload_config]`: a config file for the workload, written before `ready`.
+    pub workload_config: Option<WorkloadConfigSpec>,
 }
 
 /// `[image] watch_interval` and `watch_switch`: re-read the approved list every `interval`;
@@ -256,19 +272,35 @@ impl ConfigError {
     }
 }
 
-/// Reads, parses and validates a config file.
+/// Reads, parses and validates a config file; the `near` format takes
+/// `DEFAULT_IMAGE_DIGEST` from the process environment.
 pub fn load(path: &Path, explicit: Option<ConfigFormat>) -> Result<LaunchConfig, ConfigError> {
+    load_with_env(path, explicit, &|name| std::env::var(name).ok())
+}
+
+/// [`load`] with the environment given: what a compose file's `environment:` would set.
+pub fn load_with_env(
+    path: &Path,
+    explicit: Option<ConfigFormat>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<LaunchConfig, ConfigError> {
     let bytes = read_config(path)?;
     let text = std::str::from_utf8(&bytes).map_err(|_| ConfigError::NotUtf8 {
         path: path.to_owned(),
     })?;
     let format = ConfigFormat::detect(explicit, path, text);
+    if format == ConfigFormat::Near {
+        let mut problems = Vec::new();
+        let default_digest = env(near::DEFAULT_DIGEST_ENV);
+        let parsed = near::parse(text, default_digest.as_deref(), &mut problems);
+        return finish(path, format, &bytes, parsed, problems);
+    }
     let (raw, keys, mut problems) = match format {
         ConfigFormat::Line => {
             let (raw, problems) = line::parse(text);
             (raw, line::KEYS, problems)
         }
-        ConfigFormat::Toml => {
+        ConfigFormat::Toml | ConfigFormat::Near => {
             let (raw, problems) = toml::parse(text);
             (raw, toml::KEYS, problems)
         }
@@ -281,11 +313,21 @@ pub fn load(path: &Path, explicit: Option<ConfigFormat>) -> Result<LaunchConfig,
     } else {
         validate(raw, &keys, &mut problems)
     };
+    finish(path, format, &bytes, validated, problems)
+}
+
+fn finish(
+    path: &Path,
+    format: ConfigFormat,
+    bytes: &[u8],
+    validated: Option<(WorkloadSpec, MeasurementSpec)>,
+    mut problems: Vec<Problem>,
+) -> Result<LaunchConfig, ConfigError> {
     match validated {
         Some((workload, measurement)) if problems.is_empty() => Ok(LaunchConfig {
             path: path.to_owned(),
             format,
-            sha256: Sha256Digest::of(&bytes),
+            sha256: Sha256Digest::of(bytes),
             workload,
             measurement,
         }),

@@ -95,6 +95,10 @@ pub enum ProblemKind {
         name: String,
     },
     BothSections,
+    /// A key the launcher writes itself.
+    Reserved {
+        key: String,
+    },
     InstallWithoutRun {
         install: &'static str,
         run: &'static str,
@@ -153,6 +157,10 @@ impl fmt::Display for ProblemKind {
             Self::NulInEnvValue { key, name } => {
                 write!(f, "{key} value of {name} contains a NUL character")
             }
+            Self::Reserved { key } => write!(
+                f,
+                "{key} is reserved: the launcher writes that table itself (rename yours)"
+            ),
             Self::BothSections => f.write_str("a config has either [git] or [image], not both"),
             Self::InstallWithoutRun { install, run } => write!(f, "{install} requires {run}"),
             Self::EntrypointWithRun { entrypoint, run } => write!(

@@ -1,5 +1,7 @@
 //! The unvalidated config both formats parse into: each value with its key and line.
 
+use crate::config_value::ConfigTable;
+
 /// A value as written, with the key that set it and its line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Located<T> {
@@ -10,7 +12,7 @@ pub struct Located<T> {
 
 /// The fields of a config before validation. Both parsers fill it; `LaunchConfig`'s
 /// `TryFrom` checks it and reports every problem at once.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct RawConfig {
     pub repo: Option<Located<String>>,
     pub commit: Option<Located<String>>,
@@ -38,7 +40,7 @@ pub struct RawConfig {
 }
 
 /// `[image]` as written.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct RawImage {
     pub line: usize,
     pub reference: Option<Located<String>>,
@@ -69,6 +71,16 @@ pub struct RawImage {
     /// Seconds, as written (an integer).
     pub watch_interval: Option<Located<String>>,
     pub watch_switch: Option<Located<bool>>,
+    pub workload_config: Option<RawWorkloadConfig>,
+}
+
+/// `[image.workload_config]` as written; `content` is opaque.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RawWorkloadConfig {
+    pub line: usize,
+    pub path: Option<Located<String>>,
+    pub format: Option<Located<String>>,
+    pub content: Option<Located<ConfigTable>>,
 }
 
 /// How a format names each field, so messages use the spelling the user wrote.

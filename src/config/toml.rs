@@ -13,7 +13,9 @@
 use toml_span::value::{Table, Value, ValueInner};
 
 use super::problem::{Problem, ProblemKind, line_of};
-use super::raw::{KeyNames, Located, RawConfig, RawImage};
+use super::raw::{KeyNames, Located, RawConfig, RawImage, RawWorkloadConfig};
+use crate::config_value::ConfigValue;
+use crate::workload_config::RESERVED_TABLE;
 
 pub const KEYS: KeyNames = KeyNames {
     repo: "git.repo",
@@ -118,6 +120,9 @@ pub fn parse(text: &str) -> (RawConfig, Vec<Problem>) {
             raw_image.docker_socket =
                 reader.boolean(&mut service, "docker_socket", "image.service.docker_socket");
             reader.unknown_keys(service, "image.service.");
+        }
+        if let Some(raw_image) = raw.image.as_mut() {
+            raw_image.workload_config = reader.workload_config(&mut image);
         }
         reader.unknown_keys(image, "image.");
     }
@@ -301,6 +306,46 @@ impl<'de> Reader<'de, '_> {
             ));
         }
         strings.map(|value| Located { key, line, value })
+    }
+
+    /// `[image.workload_config]`: `path`, `format`, and the opaque `content` table, which
+    /// must not set the launcher's reserved table.
+    fn workload_config(&mut self, image: &mut Table<'de>) -> Option<RawWorkloadConfig> {
+        let line = image
+            .get("workload_config")
+            .map(|v| line_of(self.text, v.span.start))?;
+        let mut section = self.section(image, "workload_config")?;
+        let path = self.string(&mut section, "path", "image.workload_config.path");
+        let format = self.string(&mut section, "format", "image.workload_config.format");
+        let content = section.remove("content").and_then(|mut value| {
+            let line = self.line(&value);
+            let mut table = self.table(&mut value, "image.workload_config.content")?;
+            if let Some((key, _)) = table.get_key_value(RESERVED_TABLE) {
+                self.problems.push(Problem::at(
+                    line_of(self.text, key.span.start),
+                    ProblemKind::Reserved {
+                        key: format!("image.workload_config.content.{RESERVED_TABLE}"),
+                    },
+                ));
+                table.remove(RESERVED_TABLE);
+            }
+            let mut value = Value::new(ValueInner::Table(table));
+            match ConfigValue::from_toml(&mut value) {
+                ConfigValue::Table(value) => Some(Located {
+                    key: "image.workload_config.content",
+                    line,
+                    value,
+                }),
+                _ => None,
+            }
+        });
+        self.unknown_keys(section, "image.workload_config.");
+        Some(RawWorkloadConfig {
+            line,
+            path,
+            format,
+            content,
+        })
     }
 
     fn unknown_keys(&mut self, table: Table<'de>, prefix: &str) {
