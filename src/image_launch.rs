@@ -189,14 +189,21 @@ pub fn locate_docker(spec: &ImageSpec, options: &Options) -> Result<ProcessDocke
     )
 }
 
+/// What an image launch starts: the config's section, the verified resolution and the
+/// checked compose document.
+#[derive(Clone, Copy, Debug)]
+pub struct ImageTarget<'a> {
+    pub spec: &'a ImageSpec,
+    pub resolution: &'a Resolution,
+    pub compose: &'a ComposeDocument,
+}
+
 /// Measures an image launch around its preparation (pull, confirm, write the compose file),
 /// `ready` last, and returns the compose command that starts it.
 pub fn start_image(
     mut session: Session,
-    spec: &ImageSpec,
-    resolution: &Resolution,
+    target: ImageTarget<'_>,
     credentials: Option<Credentials>,
-    compose: &ComposeDocument,
     docker: &ProcessDocker,
     tee: bool,
     log: &Logger,
@@ -204,9 +211,9 @@ pub fn start_image(
     let password = credentials.map(|c| c.password);
     session.measure_before_ready(log)?;
     let command = prepare(
-        spec,
-        resolution,
-        compose.text(),
+        target.spec,
+        target.resolution,
+        target.compose.text(),
         docker,
         password.as_deref(),
         tee,

@@ -350,16 +350,13 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
                     .map_err(image_launch::ImageLaunchError::from)?;
             }
             let session = Session::start(backend, events, log)?;
-            let mut command = image_launch::start_image(
-                session,
-                &spec,
-                &resolution,
-                credentials,
-                &compose,
-                &docker,
-                tee,
-                log,
-            )?;
+            let target = image_launch::ImageTarget {
+                spec: &spec,
+                resolution: &resolution,
+                compose: &compose,
+            };
+            let mut command =
+                image_launch::start_image(session, target, credentials, &docker, tee, log)?;
             if let Some(watch) = spec.watch {
                 log.info(&format!(
                     "starting {} detached, then watching",

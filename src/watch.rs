@@ -138,12 +138,15 @@ impl Supervisor<'_> {
         ));
         let backend = measure::backend(self.settings, self.log)?;
         let session = Session::start(backend, resolved.events, self.log)?;
+        let target = image_launch::ImageTarget {
+            spec: &spec,
+            resolution: &resolution,
+            compose: &compose,
+        };
         let command = image_launch::start_image(
             session,
-            &spec,
-            &resolution,
+            target,
             credentials,
-            &compose,
             self.docker,
             self.settings.platform == Platform::Tee,
             self.log,

@@ -39,23 +39,7 @@ pub(super) fn validate(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSp
         .username
         .and_then(|v| check.non_empty(v))
         .map(|v| v.value);
-    let password_env = raw
-        .password_env
-        .and_then(|v| check.non_empty(v))
-        .and_then(|v| {
-            if is_env_name(&v.value) {
-                Some(v.value)
-            } else {
-                check.push(
-                    v.line,
-                    ProblemKind::InvalidEnvName {
-                        key: v.key,
-                        value: v.value,
-                    },
-                );
-                None
-            }
-        });
+    let password_env = password_env(check, raw.password_env);
     let project = match raw.project.and_then(|v| check.non_empty(v)) {
         Some(v) => check.parsed(&v, project_name),
         None => Some(DEFAULT_PROJECT.to_owned()),
@@ -120,6 +104,22 @@ pub(super) fn validate(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSp
         },
         workload_config: workload_config.flatten(),
     })
+}
+
+/// The name of the variable holding the registry password (the value stays out of the config).
+fn password_env(check: &mut Checker<'_>, value: Option<Located<String>>) -> Option<String> {
+    let value = value.and_then(|v| check.non_empty(v))?;
+    if is_env_name(&value.value) {
+        return Some(value.value);
+    }
+    check.push(
+        value.line,
+        ProblemKind::InvalidEnvName {
+            key: value.key,
+            value: value.value,
+        },
+    );
+    None
 }
 
 /// `watch_interval` (seconds, 5 to 86400) and `watch_switch`, which needs it; watching

@@ -105,21 +105,8 @@ pub fn parse(text: &str) -> (RawConfig, Vec<Problem>) {
             watch_switch: reader.boolean(&mut image, "watch_switch", "image.watch_switch"),
             ..RawImage::default()
         });
-        if let (Some(raw_image), Some(mut service)) =
-            (raw.image.as_mut(), reader.section(&mut image, "service"))
-        {
-            raw_image.command = reader.strings(&mut service, "command", "image.service.command");
-            raw_image.environment =
-                reader.string_map(&mut service, "environment", "image.service.environment");
-            raw_image.ports = reader.strings(&mut service, "ports", "image.service.ports");
-            raw_image.volumes = reader.strings(&mut service, "volumes", "image.service.volumes");
-            raw_image.cap_add = reader.strings(&mut service, "cap_add", "image.service.cap_add");
-            raw_image.restart = reader.string(&mut service, "restart", "image.service.restart");
-            raw_image.dstack_socket =
-                reader.boolean(&mut service, "dstack_socket", "image.service.dstack_socket");
-            raw_image.docker_socket =
-                reader.boolean(&mut service, "docker_socket", "image.service.docker_socket");
-            reader.unknown_keys(service, "image.service.");
+        if let Some(raw_image) = raw.image.as_mut() {
+            reader.service(&mut image, raw_image);
         }
         if let Some(raw_image) = raw.image.as_mut() {
             raw_image.workload_config = reader.workload_config(&mut image);
@@ -148,6 +135,25 @@ struct Reader<'a, 'p> {
 }
 
 impl<'de> Reader<'de, '_> {
+    /// `[image.service]`, into the image section being read.
+    fn service(&mut self, image: &mut Table<'de>, raw_image: &mut RawImage) {
+        let Some(mut service) = self.section(image, "service") else {
+            return;
+        };
+        raw_image.command = self.strings(&mut service, "command", "image.service.command");
+        raw_image.environment =
+            self.string_map(&mut service, "environment", "image.service.environment");
+        raw_image.ports = self.strings(&mut service, "ports", "image.service.ports");
+        raw_image.volumes = self.strings(&mut service, "volumes", "image.service.volumes");
+        raw_image.cap_add = self.strings(&mut service, "cap_add", "image.service.cap_add");
+        raw_image.restart = self.string(&mut service, "restart", "image.service.restart");
+        raw_image.dstack_socket =
+            self.boolean(&mut service, "dstack_socket", "image.service.dstack_socket");
+        raw_image.docker_socket =
+            self.boolean(&mut service, "docker_socket", "image.service.docker_socket");
+        self.unknown_keys(service, "image.service.");
+    }
+
     fn line(&self, value: &Value<'_>) -> usize {
         line_of(self.text, value.span.start)
     }
