@@ -2,12 +2,12 @@
 //! write the file, and build the compose command; measured around by [`start_image`].
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
 
+use crate::atomic_file;
 use crate::capped_read::{CappedReadError, read_capped};
 use crate::compose::{self, TemplateError};
 use crate::compose_document::ComposeDocument;
@@ -242,15 +242,10 @@ pub fn up_detached(command: Command) -> Result<i32, Error> {
     Ok(status.code().unwrap_or(1))
 }
 
+/// The compose file compose reads: replaced atomically, never written through a planted link.
 fn write_atomically(path: &Path, text: &str) -> Result<(), ImageLaunchError> {
-    let error = |source| ImageLaunchError::Write {
+    atomic_file::write(path, text.as_bytes(), 0o644).map_err(|source| ImageLaunchError::Write {
         path: path.display().to_string(),
         source,
-    };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent).map_err(error)?;
-    }
-    let temporary = path.with_extension("tmp");
-    fs::write(&temporary, text).map_err(error)?;
-    fs::rename(&temporary, path).map_err(error)
+    })
 }

@@ -4,6 +4,7 @@
 //! chooses exit codes.
 
 pub mod approval;
+pub mod atomic_file;
 pub mod base64;
 pub mod capped_read;
 pub mod cli;

@@ -1,11 +1,9 @@
 //! `[image.workload_config]`: the workload's own config, carried in the (measured) launcher
 //! config, completed with what the launcher decided, and written atomically before `ready`.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use crate::atomic_file;
 use crate::config::{LauncherTable, WorkloadConfigFormat, WorkloadConfigSpec};
 use crate::config_value::{self, ConfigTable, ConfigValue};
 use crate::workload::Workload;
@@ -131,49 +129,24 @@ fn encode(spec: &WorkloadConfigSpec, table: ConfigTable) -> Result<String, Workl
     }
 }
 
-/// Writes `text` to `path` so a reader sees the old file or the whole new one: a fresh temp
-/// file in the same directory (created exclusively, never through a planted link), fsync,
-/// rename over `path` (which replaces a link rather than following it), fsync the directory.
+/// Writes `text` to `path` atomically (see [`atomic_file::write`]), mode 0644.
 pub fn write_atomically(path: &Path, text: &str) -> Result<(), WorkloadConfigError> {
-    let error = |source| WorkloadConfigError::Write {
-        path: path.display().to_string(),
-        source,
-    };
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(error)?;
-    let temporary = temporary_path(path);
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(FILE_MODE)
-            .open(&temporary)?;
-        // The umask may have narrowed the mode; the workload must be able to read it.
-        file.set_permissions(fs::Permissions::from_mode(FILE_MODE))?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&temporary, path)?;
-        fs::File::open(parent)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temporary);
-    }
-    result.map_err(error)
-}
-
-fn temporary_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map_or_else(|| "workload-config".into(), |n| n.to_string_lossy());
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+    atomic_file::write(path, text.as_bytes(), FILE_MODE).map_err(|source| {
+        WorkloadConfigError::Write {
+            path: path.display().to_string(),
+            source,
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::path::PathBuf;
+
     use super::*;
+    use crate::atomic_file::temporary_path;
     use crate::digest::ImageDigest;
 
     const DIGEST: &str = "sha256:4f9a8c4d2e1b0a6c8f7e3d5b9a1c2e4f6a8b0c1d3e5f7a9b2c4d6e8f0a1b3c5d";
