@@ -1,5 +1,5 @@
 //! Standard base64 (RFC 4648 §4 alphabet, `=` padding), encode only: the payload encoding of
-//! a line in dstack's runtime event log.
+//! a line in dstack's runtime event log, and HTTP Basic credentials for a registry.
 //!
 //! dstack writes payloads with `serde_human_bytes::base64`, which calls `base64::encode`
 //! (base64 0.13: the standard alphabet with padding). A few lines here rather than a crate

@@ -196,7 +196,7 @@ impl Checker<'_> {
 }
 
 /// `ext::cmd`, `fd::0` and any other `<transport>::<address>` make git run a remote helper.
-fn uses_remote_helper(url: &str) -> bool {
+pub(super) fn uses_remote_helper(url: &str) -> bool {
     url.split_once("::").is_some_and(|(transport, _)| {
         !transport.is_empty()
             && transport

@@ -33,6 +33,8 @@ use crate::capped_read::{CappedReadError, read_capped};
 use crate::digest::{CommitId, ImageDigest, Sha256Digest};
 use crate::measure::BackendChoice;
 use crate::registry::{ImageReference, Platform};
+#[cfg(test)]
+use checker::uses_remote_helper;
 use checker::{Checker, is_env_name, is_portable_name};
 use raw::{KeyNames, Located};
 

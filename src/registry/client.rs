@@ -216,7 +216,9 @@ impl Client {
                 })?;
                 self.token = Some(Token(format!(
                     "Basic {}",
-                    base64(format!("{}:{}", credentials.username, credentials.password).as_bytes())
+                    crate::base64::encode(
+                        format!("{}:{}", credentials.username, credentials.password).as_bytes()
+                    )
                 )));
                 Ok(())
             }
@@ -239,7 +241,7 @@ impl Client {
                         "Authorization",
                         &format!(
                             "Basic {}",
-                            base64(
+                            crate::base64::encode(
                                 format!("{}:{}", credentials.username, credentials.password)
                                     .as_bytes()
                             )
@@ -560,28 +562,6 @@ fn read_capped(response: ureq::Response, max: u64) -> Result<Vec<u8>, String> {
     Ok(body)
 }
 
-fn base64(bytes: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk.first().copied().unwrap_or(0),
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                let index = usize::try_from((n >> shift) & 63).unwrap_or(0);
-                out.push(char::from(TABLE.get(index).copied().unwrap_or(b'A')));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -595,7 +575,7 @@ mod tests {
             ("foo", "Zm9v"),
             ("user:pass", "dXNlcjpwYXNz"),
         ] {
-            assert_eq!(base64(input.as_bytes()), output, "{input}");
+            assert_eq!(crate::base64::encode(input.as_bytes()), output, "{input}");
         }
     }
 
