@@ -10,22 +10,21 @@
 //! refused at once when it does not: nothing here waits past [`DEADLINE`].
 
 use std::fmt;
-use std::io::Read as _;
 use std::path::Path;
 use std::sync::Arc;
-use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
 
+mod transport;
+
 use super::RegistryError;
 use super::challenge::{Challenge, parse_challenges};
-use super::manifest::ACCEPT;
-use super::redirect::{self, MAX_REDIRECTS, REDIRECT_STATUSES};
+use super::redirect;
 use super::reference::ImageReference;
-use super::retry_after::retry_after;
 use crate::digest::ImageDigest;
+use transport::{Reply, read_capped};
 
 /// A manifest is kilobytes; anything near this is not one.
 pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
@@ -308,188 +307,6 @@ impl Client {
             })
         }
     }
-
-    /// What is left of the deadline for one request, at most [`REQUEST_TIMEOUT`].
-    fn request_timeout(&self) -> Result<Duration, RegistryError> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(RegistryError::Deadline {
-                registry: self.reference.registry().to_owned(),
-                seconds: DEADLINE.as_secs(),
-            });
-        }
-        Ok(left.min(REQUEST_TIMEOUT))
-    }
-
-    fn get_with_retries(&self, url: &str, manifest: bool) -> Result<Reply, RegistryError> {
-        let mut backoff = FIRST_BACKOFF;
-        let mut attempt = 1;
-        loop {
-            let (transient, asked) = match self.get_following(url, manifest)? {
-                Attempt::Done(reply) => return Ok(reply),
-                Attempt::Transient { error, retry_after } => (error, retry_after),
-            };
-            if attempt >= ATTEMPTS {
-                return Err(RegistryError::GaveUp {
-                    attempts: attempt,
-                    last: Box::new(transient),
-                });
-            }
-            let wait = asked.map_or(backoff, |asked| asked.max(backoff));
-            let left = self.deadline.saturating_duration_since(Instant::now());
-            if wait >= left {
-                return Err(match (asked, &transient) {
-                    (Some(asked), RegistryError::Status { status, .. }) => {
-                        RegistryError::RetryAfterPastDeadline {
-                            registry: self.reference.registry().to_owned(),
-                            status: *status,
-                            wait: asked.as_secs(),
-                            seconds: DEADLINE.as_secs(),
-                        }
-                    }
-                    _ => RegistryError::GaveUp {
-                        attempts: attempt,
-                        last: Box::new(transient),
-                    },
-                });
-            }
-            thread::sleep(wait);
-            backoff = (backoff * 2).min(Duration::from_secs(2));
-            attempt += 1;
-        }
-    }
-
-    /// One GET of `url`, following up to [`MAX_REDIRECTS`] redirects. The registry's
-    /// credentials go only to the registry's own origin; a redirect elsewhere (object
-    /// storage with a signed URL) gets none, which is also what such storage demands.
-    fn get_following(&self, url: &str, manifest: bool) -> Result<Attempt, RegistryError> {
-        let mut current = url.to_owned();
-        for hop in 0..=MAX_REDIRECTS {
-            let timeout = self.request_timeout()?;
-            let shown = redirect::without_query(&current).to_owned();
-            let mut request = self.agent.get(&current).timeout(timeout);
-            if manifest {
-                request = request.set("Accept", ACCEPT);
-            }
-            let at_registry = redirect::origin(&current).as_deref() == Some(self.origin.as_str());
-            if let (true, Some(Token(header))) = (at_registry, &self.token) {
-                request = request.set("Authorization", header);
-            }
-            let timed_out = || RegistryError::TimedOut {
-                url: shown.clone(),
-                seconds: timeout.as_secs(),
-            };
-            match request.call() {
-                Ok(response) if (300..400).contains(&response.status()) => {
-                    current = self.redirect_target(&response, &current, url, hop)?;
-                }
-                Ok(response) => {
-                    let content_type = response.header("Content-Type").map(str::to_owned);
-                    let body = read_capped(response, MAX_MANIFEST_BYTES).map_err(|detail| {
-                        if detail.starts_with("larger than") {
-                            RegistryError::TooLarge {
-                                url: shown.clone(),
-                                max: MAX_MANIFEST_BYTES,
-                            }
-                        } else if detail.starts_with("timed out") {
-                            timed_out()
-                        } else {
-                            RegistryError::Transport {
-                                url: shown.clone(),
-                                detail,
-                            }
-                        }
-                    })?;
-                    return Ok(Attempt::Done(Reply::Ok { body, content_type }));
-                }
-                Err(ureq::Error::Status(401, response)) if at_registry => {
-                    let challenges = response.all("WWW-Authenticate");
-                    return Ok(Attempt::Done(Reply::Unauthorized {
-                        challenge: (!challenges.is_empty()).then(|| challenges.join(", ")),
-                    }));
-                }
-                Err(ureq::Error::Status(code, response)) if code == 429 || code >= 500 => {
-                    let asked = response
-                        .header("Retry-After")
-                        .and_then(|v| retry_after(v, SystemTime::now()));
-                    let body = read_capped(response, 64 * 1024).unwrap_or_default();
-                    return Ok(Attempt::Transient {
-                        error: RegistryError::Status {
-                            url: shown,
-                            status: code,
-                            body: String::from_utf8_lossy(&body).chars().take(200).collect(),
-                        },
-                        retry_after: asked,
-                    });
-                }
-                Err(ureq::Error::Status(code, response)) => {
-                    let body = read_capped(response, 64 * 1024).unwrap_or_default();
-                    return Ok(Attempt::Done(Reply::Status {
-                        url: shown,
-                        code,
-                        body: String::from_utf8_lossy(&body).chars().take(200).collect(),
-                    }));
-                }
-                Err(ureq::Error::Transport(error)) => {
-                    // ureq's text starts with the URL, which the error already names.
-                    let detail = error.to_string().replace(&format!("{current}: "), "");
-                    if detail.contains("timed out") || detail.contains("Timeout") {
-                        return Err(timed_out());
-                    }
-                    return Ok(Attempt::Transient {
-                        error: RegistryError::Transport { url: shown, detail },
-                        retry_after: None,
-                    });
-                }
-            }
-        }
-        // The loop returns on its last hop (a redirect there is refused).
-        Err(RegistryError::TooManyRedirects {
-            url: redirect::without_query(url).to_owned(),
-            max: MAX_REDIRECTS,
-        })
-    }
-}
-
-impl Client {
-    /// Where the redirect `response` to a GET of `current` leads (hop `hop` of the download
-    /// of `url`), if it may be followed.
-    fn redirect_target(
-        &self,
-        response: &ureq::Response,
-        current: &str,
-        url: &str,
-        hop: usize,
-    ) -> Result<String, RegistryError> {
-        let location = response.header("Location");
-        let refused = |reason: &'static str| RegistryError::Redirect {
-            from: redirect::without_query(current).to_owned(),
-            to: location.map_or_else(String::new, |l| redirect::without_query(l).to_owned()),
-            reason,
-        };
-        if !REDIRECT_STATUSES.contains(&response.status()) {
-            return Err(refused("not a redirect status that is followed"));
-        }
-        let Some(target) = location else {
-            return Err(refused("it has no Location"));
-        };
-        if hop >= MAX_REDIRECTS {
-            return Err(RegistryError::TooManyRedirects {
-                url: redirect::without_query(url).to_owned(),
-                max: MAX_REDIRECTS,
-            });
-        }
-        redirect::next_url(current, target, self.plain_http_redirects).map_err(refused)
-    }
-}
-
-/// One try of a download: done (whatever the answer), or a transient failure to retry.
-enum Attempt {
-    Done(Reply),
-    Transient {
-        error: RegistryError,
-        retry_after: Option<Duration>,
-    },
 }
 
 /// The web roots plus every certificate in the PEM file `path`.
@@ -526,40 +343,6 @@ fn tls_with_ca(path: &Path) -> Result<Arc<rustls::ClientConfig>, RegistryError> 
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
-}
-
-enum Reply {
-    Ok {
-        body: Vec<u8>,
-        content_type: Option<String>,
-    },
-    Unauthorized {
-        challenge: Option<String>,
-    },
-    Status {
-        url: String,
-        code: u16,
-        body: String,
-    },
-}
-
-fn read_capped(response: ureq::Response, max: u64) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    response
-        .into_reader()
-        .take(max + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| {
-            if e.to_string().contains("timed out") {
-                "timed out reading the body".to_owned()
-            } else {
-                e.to_string()
-            }
-        })?;
-    if body.len() as u64 > max {
-        return Err(format!("larger than {max} bytes"));
-    }
-    Ok(body)
 }
 
 #[cfg(test)]
