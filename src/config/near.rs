@@ -22,6 +22,7 @@ use std::time::Duration;
 use toml_span::value::{Table, Value, ValueInner};
 
 use super::problem::{Problem, ProblemKind, line_of};
+use super::toml::Reader;
 use super::workload_config::{LauncherTable, WorkloadConfigFormat, WorkloadConfigSpec};
 use super::{
     DEFAULT_COMPOSE_FILE, DEFAULT_DOCKER_HOST, DEFAULT_PLATFORM, DEFAULT_PULL_TIMEOUT, ImageSpec,
@@ -67,27 +68,15 @@ pub(super) fn parse(
     problems: &mut Vec<Problem>,
 ) -> Option<(WorkloadSpec, MeasurementSpec)> {
     let before = problems.len();
-    let mut root = match toml_span::parse(text) {
-        Ok(root) => root,
-        Err(error) => {
-            problems.push(Problem::at(
-                line_of(text, error.span.start),
-                ProblemKind::Syntax {
-                    detail: format!("invalid TOML: {error}"),
-                },
-            ));
-            return None;
-        }
-    };
     let mut r = Reader { text, problems };
-    let mut root = r.table(&mut root, "the document")?;
-    let launcher = r.section(&mut root, "launcher_config");
-    let node = r.section(&mut root, "mpc_node_config");
-    r.unknown(root, "");
+    let mut root = r.document()?;
+    let launcher = r.required_section(&mut root, "launcher_config");
+    let node = r.required_section(&mut root, "mpc_node_config");
+    r.unknown_keys(root, "");
     let (mut launcher, node) = (launcher?, node?);
 
     let reference = r
-        .string(&mut launcher, "image_reference")
+        .required_string(&mut launcher, "image_reference")
         .and_then(|(line, text)| r.reference(line, &text));
     let override_digest = r
         .optional_string(&mut launcher, "mpc_hash_override")
@@ -96,7 +85,7 @@ pub(super) fn parse(
     let retries = r.bounded(&mut launcher, "pull_max_retries", MAX_RETRIES);
     let _interval = r.bounded(&mut launcher, "pull_retry_interval_secs", MAX_DELAY_SECONDS);
     let delay = r.bounded(&mut launcher, "pull_max_delay_secs", MAX_DELAY_SECONDS);
-    r.unknown(launcher, "launcher_config.");
+    r.unknown_keys(launcher, "launcher_config.");
     let content = r.node_config(node);
     let digest = if let Some(text) = default_digest {
         r.digest(None, DEFAULT_DIGEST_KEY, text)
@@ -176,16 +165,8 @@ pub fn relocate_shared(spec: &mut ImageSpec, dir: &Path) {
     }
 }
 
-struct Reader<'a, 'p> {
-    text: &'a str,
-    problems: &'p mut Vec<Problem>,
-}
-
+/// NEAR's keys, read with the TOML format's reader.
 impl<'de> Reader<'de, '_> {
-    fn line(&self, value: &Value<'_>) -> usize {
-        line_of(self.text, value.span.start)
-    }
-
     fn wrong(&mut self, line: usize, key: &str, expected: &'static str) {
         self.problems.push(Problem::at(
             line,
@@ -196,16 +177,11 @@ impl<'de> Reader<'de, '_> {
         ));
     }
 
-    fn table(&mut self, value: &mut Value<'de>, name: &str) -> Option<Table<'de>> {
-        let line = self.line(value);
-        if let ValueInner::Table(table) = value.take() {
-            return Some(table);
-        }
-        self.wrong(line, name, "a table");
-        None
-    }
-
-    fn section(&mut self, root: &mut Table<'de>, name: &'static str) -> Option<Table<'de>> {
+    fn required_section(
+        &mut self,
+        root: &mut Table<'de>,
+        name: &'static str,
+    ) -> Option<Table<'de>> {
         let Some(mut value) = root.remove(name) else {
             self.problems
                 .push(Problem::unlocated(ProblemKind::MissingSection {
@@ -226,7 +202,11 @@ impl<'de> Reader<'de, '_> {
         None
     }
 
-    fn string(&mut self, table: &mut Table<'de>, name: &'static str) -> Option<(usize, String)> {
+    fn required_string(
+        &mut self,
+        table: &mut Table<'de>,
+        name: &'static str,
+    ) -> Option<(usize, String)> {
         if !table.contains_key(name) {
             self.problems
                 .push(Problem::unlocated(ProblemKind::MissingKey {
@@ -354,17 +334,6 @@ impl<'de> Reader<'de, '_> {
         match ConfigValue::from_toml(&mut Value::new(ValueInner::Table(node))) {
             ConfigValue::Table(table) => table,
             _ => crate::config_value::ConfigTable::new(),
-        }
-    }
-
-    fn unknown(&mut self, table: Table<'de>, prefix: &str) {
-        for (key, _) in table {
-            self.problems.push(Problem::at(
-                line_of(self.text, key.span.start),
-                ProblemKind::UnknownKey {
-                    key: format!("{prefix}{}", key.name),
-                },
-            ));
         }
     }
 }

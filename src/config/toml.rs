@@ -41,23 +41,11 @@ pub const KEYS: KeyNames = KeyNames {
 pub fn parse(text: &str) -> (RawConfig, Vec<Problem>) {
     let mut raw = RawConfig::default();
     let mut problems = Vec::new();
-    let mut root = match toml_span::parse(text) {
-        Ok(root) => root,
-        Err(error) => {
-            problems.push(Problem::at(
-                line_of(text, error.span.start),
-                ProblemKind::Syntax {
-                    detail: format!("invalid TOML: {error}"),
-                },
-            ));
-            return (raw, problems);
-        }
-    };
     let mut reader = Reader {
         text,
         problems: &mut problems,
     };
-    let Some(mut root) = reader.table(&mut root, "the document") else {
+    let Some(mut root) = reader.document() else {
         return (raw, problems);
     };
     raw.git_section = root.get("git").map(|v| line_of(text, v.span.start));
@@ -129,12 +117,31 @@ pub fn parse(text: &str) -> (RawConfig, Vec<Problem>) {
     (raw, problems)
 }
 
-struct Reader<'a, 'p> {
-    text: &'a str,
-    problems: &'p mut Vec<Problem>,
+/// Reads typed values out of a parsed TOML document, recording a problem with its line for
+/// each one of the wrong type; shared by this format and NEAR's (`near.rs`).
+pub(super) struct Reader<'a, 'p> {
+    pub(super) text: &'a str,
+    pub(super) problems: &'p mut Vec<Problem>,
 }
 
 impl<'de> Reader<'de, '_> {
+    /// The whole text as a TOML table, or `None` with the syntax problem recorded.
+    pub(super) fn document(&mut self) -> Option<Table<'de>> {
+        let mut root = match toml_span::parse(self.text) {
+            Ok(root) => root,
+            Err(error) => {
+                self.problems.push(Problem::at(
+                    line_of(self.text, error.span.start),
+                    ProblemKind::Syntax {
+                        detail: format!("invalid TOML: {error}"),
+                    },
+                ));
+                return None;
+            }
+        };
+        self.table(&mut root, "the document")
+    }
+
     /// `[image.service]`, into the image section being read.
     fn service(&mut self, image: &mut Table<'de>, raw_image: &mut RawImage) {
         let Some(mut service) = self.section(image, "service") else {
@@ -154,11 +161,11 @@ impl<'de> Reader<'de, '_> {
         self.unknown_keys(service, "image.service.");
     }
 
-    fn line(&self, value: &Value<'_>) -> usize {
+    pub(super) fn line(&self, value: &Value<'_>) -> usize {
         line_of(self.text, value.span.start)
     }
 
-    fn table(&mut self, value: &mut Value<'de>, name: &str) -> Option<Table<'de>> {
+    pub(super) fn table(&mut self, value: &mut Value<'de>, name: &str) -> Option<Table<'de>> {
         let line = self.line(value);
         if let ValueInner::Table(table) = value.take() {
             return Some(table);
@@ -354,7 +361,7 @@ impl<'de> Reader<'de, '_> {
         })
     }
 
-    fn unknown_keys(&mut self, table: Table<'de>, prefix: &str) {
+    pub(super) fn unknown_keys(&mut self, table: Table<'de>, prefix: &str) {
         for (key, _) in table {
             self.problems.push(Problem::at(
                 line_of(self.text, key.span.start),
