@@ -297,6 +297,71 @@ verdict "NEAR migration, tee: NEAR's user config unchanged -> mpc-node with NEAR
   "$D/launcher.log" "$D/create.log" "$D/up.log" "$D/node.log"
 tests/e2e/cvm_host.sh stop "$D/cvm"
 
+# --- f. watch mode, tee: the approved list changes under the running workload --------------
+# The image-mode example with watch_interval = 5 and watch_switch = true: the launcher stays as
+# the supervisor. The list on the volume moves from SINGLE to OTHER: the old container stops,
+# OTHER starts, both launches are measured into the agent's RTMR3, and `trusted-launcher
+# verify` on the agent's GetQuote reply lists both. The agent's quote is unsigned (the fake
+# has no PCK key), so verify runs with --skip-dcap, which by design exits 3 when every other
+# check passes (README, "Exit codes"). Bounded: each wait polls for at most 60 s.
+D="$W/case-watch"
+rm -rf "$D" && mkdir -p "$D"
+mp=""
+{
+  agent "$D/agent" &&
+    "$PY" tests/e2e/compose_transform.py examples/dstack/image-mode/docker-compose.yaml "$D/compose.yaml" \
+      --launcher-image "$LAUNCHER_IMAGE" --dstack-sock "$D/agent/dstack.sock" --docker-sock "$SOCK" \
+      --env "E2E_REGISTRY_PASSWORD=$REGISTRY_PASSWORD" \
+      --set "reference=\"$IMAGE_REPO\"" --set "digest=\"$SINGLE_DIGEST\"" \
+      --set "username=\"$REGISTRY_USER\"" --set 'password_env="E2E_REGISTRY_PASSWORD"' \
+      --set watch_interval=5 --set watch_switch=true --set 'service.environment={ E2E_SLEEP = "300" }' \
+      --host-template /etc/trusted-launcher/compose-host.yaml=assets/compose.yaml &&
+    timeout 240 docker compose -p e2e-watch -f "$D/compose.yaml" create >"$D/create.log" 2>&1 &&
+    mp=$(docker volume inspect -f '{{.Mountpoint}}' e2e-watch_approved) &&
+    printf '{"approved_hashes":["%s"]}' "$SINGLE_DIGEST" >"$mp/approved-hashes.json" &&
+    timeout 240 docker compose -p e2e-watch -f "$D/compose.yaml" up --detach >"$D/up.log" 2>&1
+} || why="agent, transform, create, fill the approved volume or up"
+running() { [ "$(docker inspect -f '{{.State.Running}} {{.Config.Image}}' whoami-workload 2>/dev/null)" = "true $IMAGE_REPO@$1" ]; }
+wait_for() { local i; for i in $(seq 1 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done; return 1; }
+events_are() { [ "$(agent_events "$D/agent" | wc -l)" -eq "$1" ]; }
+expect "the first launch runs the pinned, listed digest" wait_for running "$SINGLE_DIGEST"
+expect "the first launch is measured (config, workload, compose, ready)" wait_for events_are 4
+old_id=$(docker inspect -f '{{.Id}}' whoami-workload 2>/dev/null)
+[ -n "${mp:-}" ] && printf '{"approved_hashes":["%s"]}' "$OTHER_DIGEST" >"$mp/approved-hashes.json.tmp" &&
+  mv "$mp/approved-hashes.json.tmp" "$mp/approved-hashes.json"
+expect "after the list update the newest approved digest runs" wait_for running "$OTHER_DIGEST"
+expect "the second launch is measured (8 events in all)" wait_for events_are 8
+expect "the old container is gone" test -n "$old_id" -a "$(docker inspect -f '{{.Id}}' whoami-workload 2>/dev/null)" != "$old_id"
+expect "the old container is removed" sh -c "! docker inspect '$old_id'"
+docker logs e2e-watch-launcher-1 >"$D/launcher.log" 2>&1
+expect "the launcher logged the stop" has "$D/launcher.log" "stopped compose project whoami"
+expect "the launcher is still supervising" \
+  test "$(docker inspect -f '{{.State.Running}}' e2e-watch-launcher-1 2>/dev/null)" = true
+cfg=$(config_content "$D/compose.yaml" | sha256sum | cut -d' ' -f1)
+expect "RTMR3: two full launches, SINGLE then OTHER, one config" \
+  test "$(agent_events "$D/agent" | awk '$1 != "trusted-launcher.compose"' | tr '\n' '|')" = \
+  "trusted-launcher.config $(hex "sha256:$cfg")|trusted-launcher.workload $(hex "oci:$SINGLE_DIGEST")|trusted-launcher.ready |trusted-launcher.config $(hex "sha256:$cfg")|trusted-launcher.workload $(hex "oci:$OTHER_DIGEST")|trusted-launcher.ready |"
+expect "RTMR3 replays, each event confirmed by a quote" agent_ok "$D/agent"
+# The evidence a verifier gets: the agent's GetQuote reply (quote + event log, dstack's format).
+curl -fsS -m 10 --unix-socket "$D/agent/dstack.sock" -H 'Content-Type: application/json' \
+  -d '{"report_data":""}' http://dstack/GetQuote >"$D/getquote.json" 2>"$D/getquote.err"
+"$BIN" verify "$D/getquote.json" --skip-dcap --json --expect-config-sha256 "$cfg" \
+  --expect-image "$SINGLE_DIGEST" --expect-image "$OTHER_DIGEST" >"$D/verify.json" 2>"$D/verify.err"
+echo $? >"$D/verify.rc"
+expect "verify with both digests expected: every check passes, exit 3 (unsigned) (got $(cat "$D/verify.rc"))" \
+  test "$(cat "$D/verify.rc")" = 3
+expect "verify --json lists both launches, complete and accepted, in order" \
+  test "$(jq -c '[.launches[] | [.number, .complete, .workload, .outcome]]' "$D/verify.json")" = \
+  "[[1,true,\"oci:$SINGLE_DIGEST\",\"accepted\"],[2,true,\"oci:$OTHER_DIGEST\",\"accepted\"]]"
+"$BIN" verify "$D/getquote.json" --skip-dcap --json --expect-image "$OTHER_DIGEST" >"$D/verify-new.json" 2>&1
+echo $? >"$D/verify-new.rc"
+expect "verify expecting only the new digest fails (exit 1): the first launch counts too" \
+  test "$(cat "$D/verify-new.rc") $(jq -r '[.launches[].outcome] | join(",")' "$D/verify-new.json")" = "1 not accepted,accepted"
+verdict "watch mode, tee: approved list updated -> old container stopped, new digest started, both launches measured and reported by verify" \
+  "$D/launcher.log" "$D/create.log" "$D/up.log" "$D/verify.json" "$D/verify.err"
+docker rm -f e2e-watch-launcher-1 whoami-workload >/dev/null 2>&1
+stop_agent "$D/agent"
+
 # --- e. every example as it ships is a valid compose file for compose v2 ----------------------
 for ex in examples/dstack/*/docker-compose.yaml; do
   expect "$ex: docker compose config" docker compose -f "$ex" config --quiet
