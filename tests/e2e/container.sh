@@ -357,7 +357,19 @@ expect "verify --json lists both launches, complete and accepted, in order" \
 echo $? >"$D/verify-new.rc"
 expect "verify expecting only the new digest fails (exit 1): the first launch counts too" \
   test "$(cat "$D/verify-new.rc") $(jq -r '[.launches[].outcome] | join(",")' "$D/verify-new.json")" = "1 not accepted,accepted"
-verdict "watch mode, tee: approved list updated -> old container stopped, new digest started, both launches measured and reported by verify" \
+# `docker stop` sends SIGTERM to the container's PID 1, the launcher, and SIGKILL after the
+# grace period (Docker docs, `docker stop`). PID 1 gets only signals it has a handler for
+# (kill(2): "The only signals that can be sent to process ID 1, the init process, are those
+# for which init has explicitly installed signal handlers"): without one, the launcher was
+# killed after the grace period (exit 137) and the workload kept running. Now it stops the
+# workload and exits 143.
+timeout 120 docker stop -t 60 e2e-watch-launcher-1 >/dev/null 2>&1
+docker logs e2e-watch-launcher-1 >"$D/launcher.log" 2>&1
+expect "docker stop: the launcher exits 143 (SIGTERM handled, not killed: 137) (got $(docker inspect -f '{{.State.ExitCode}}' e2e-watch-launcher-1 2>&1))" \
+  test "$(docker inspect -f '{{.State.ExitCode}}' e2e-watch-launcher-1 2>&1)" = 143
+expect "docker stop: the launcher stopped the workload first" has "$D/launcher.log" "SIGTERM received; stopping compose project whoami"
+expect "docker stop: the workload is gone" test -z "$(docker ps -aq --filter name=whoami-workload)"
+verdict "watch mode, tee: approved list updated -> old container stopped, new digest started, both launches measured and reported by verify; docker stop stops the workload" \
   "$D/launcher.log" "$D/create.log" "$D/up.log" "$D/verify.json" "$D/verify.err"
 docker rm -f e2e-watch-launcher-1 whoami-workload >/dev/null 2>&1
 stop_agent "$D/agent"
