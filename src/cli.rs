@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Start exactly the approved workload inside a TEE, measure it into RTMR3, and exec it",
     override_usage = "trusted-launcher [OPTIONS] [CONFIG]\n       trusted-launcher [OPTIONS] <COMMAND>",
     after_help = "`trusted-launcher CONFIG` is the same as `trusted-launcher run CONFIG` (a drop-in for git-launcher). Without CONFIG: /etc/trusted-launcher/config.toml, else /etc/git-launcher/config.conf (git-launcher's default) if only that exists; the log names the file read.\n\
-Exit codes: 0 success, 2 usage or config error, 1 any other launcher failure (`verify`: 3 every check passed but the quote signature was not checked); after exec, the workload's own."
+Exit codes: 0 success, 2 usage or config error, 1 any other launcher failure (`verify`: 3 every check passed but the quote signature was not checked); watch mode stopped by SIGTERM/SIGINT after stopping its workload: 143/130; after exec, the workload's own."
 )]
 pub struct Cli {
     #[command(flatten)]

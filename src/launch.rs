@@ -22,8 +22,9 @@ use crate::measure::{
 };
 use crate::platform::Platform;
 use crate::registry::{self, Credentials, Resolution};
+use crate::stop_signal::StopRequests;
 use crate::tee_presence;
-use crate::watch::Supervisor;
+use crate::watch::{Supervisor, WatchError};
 use crate::work_dir::{Exposure, WorkDirError};
 use crate::workload::Workload;
 use crate::workload_config;
@@ -362,10 +363,7 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
                     "starting {} detached, then watching",
                     spec.project
                 ));
-                let code = image_launch::up_detached(command)?;
-                if code != 0 {
-                    return Ok(code);
-                }
+                // Before `up`, so a stop asked for while it runs is not lost.
                 let supervisor = Supervisor {
                     config: &config,
                     spec: &spec,
@@ -373,8 +371,12 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
                     settings: &settings,
                     docker: &docker,
                     log,
+                    stop: StopRequests::install().map_err(WatchError::Signals)?,
                 };
-                return supervisor.run(*digest.value());
+                return match image_launch::up_detached(command)? {
+                    0 => supervisor.run(*digest.value()),
+                    code => Ok(code),
+                };
             }
             if spec.detach {
                 log.info(&format!("starting {} detached", spec.project));

@@ -26,6 +26,7 @@ pub mod measure;
 pub mod plan;
 pub mod platform;
 pub mod registry;
+pub mod stop_signal;
 pub mod strict_json;
 pub mod subprocess;
 pub mod tdx_quote;

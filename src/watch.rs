@@ -7,6 +7,9 @@
 //! Registry and docker failures during a tick are logged and retried at the next one; every
 //! call is bounded by the deadlines of [`crate::docker`] and [`crate::registry`]. A
 //! measurement failure ends the watch: nothing more is started.
+//!
+//! SIGTERM or SIGINT ([`crate::stop_signal`]) ends the watch: the workload is stopped
+//! (`compose down`, bounded) and the launcher exits 128 + the signal's number.
 
 use crate::approval::ApprovedList;
 use crate::config::{ImageSpec, LaunchConfig, WatchSpec};
@@ -18,6 +21,7 @@ use crate::launch::{self, Target};
 use crate::log::Logger;
 use crate::measure::{self, MeasureSettings, Session};
 use crate::platform::Platform;
+use crate::stop_signal::{StopRequests, StopSignal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
@@ -28,6 +32,15 @@ pub enum WatchError {
         digest: ImageDigest,
         list: String,
         project: String,
+    },
+    #[error("cannot install the SIGTERM/SIGINT handler for the watch: {0}")]
+    Signals(#[source] std::io::Error),
+    #[error("{signal} received, but stopping compose project {project} failed: {source}")]
+    StopFailed {
+        signal: &'static str,
+        project: String,
+        #[source]
+        source: crate::docker::DockerError,
     },
 }
 
@@ -41,6 +54,8 @@ pub struct Supervisor<'a> {
     pub settings: &'a MeasureSettings,
     pub docker: &'a ProcessDocker,
     pub log: &'a Logger,
+    /// SIGTERM/SIGINT, recorded since before the first `up --detach`.
+    pub stop: StopRequests,
 }
 
 /// What one tick decided.
@@ -52,8 +67,8 @@ enum Tick {
 }
 
 impl Supervisor<'_> {
-    /// Supervises `running` until it is revoked (without a switch) or measuring fails;
-    /// otherwise forever.
+    /// Supervises `running` until it is revoked (without a switch), measuring fails or a
+    /// stop signal arrives; otherwise forever.
     pub fn run(&self, running: ImageDigest) -> Result<i32, Error> {
         let seconds = self.watch.interval.as_secs();
         self.log.info(&format!(
@@ -62,12 +77,35 @@ impl Supervisor<'_> {
         ));
         let mut running = Some(running);
         loop {
-            std::thread::sleep(self.watch.interval);
+            if let Some(signal) = self.stop.sleep(self.watch.interval) {
+                return self.stop_on(signal);
+            }
             match self.tick(running)? {
                 Tick::Continue(now) => running = now,
                 Tick::Stop(revoked) => return Err(revoked.into()),
             }
         }
+    }
+
+    /// Stops the workload (whatever runs, or nothing) and gives the exit code for `signal`.
+    fn stop_on(&self, signal: StopSignal) -> Result<i32, Error> {
+        let project = &self.spec.project;
+        self.log.warn(&format!(
+            "{} received; stopping compose project {project}",
+            signal.name()
+        ));
+        self.docker
+            .compose_down(project, &self.spec.compose_file)
+            .map_err(|source| WatchError::StopFailed {
+                signal: signal.name(),
+                project: project.clone(),
+                source,
+            })?;
+        self.log.info(&format!(
+            "stopped compose project {project}; exiting with {}",
+            signal.exit_code()
+        ));
+        Ok(signal.exit_code())
     }
 
     fn tick(&self, running: Option<ImageDigest>) -> Result<Tick, Error> {
