@@ -202,7 +202,7 @@ fn check_launcher(
         } else if options.allow_no_launch {
             report.fail(
                 check,
-                "a launch is expected (--expect-...) but the log has no trusted-launcher events",
+                "a launch is expected (--expect-..., --plan) but the log has no trusted-launcher events",
             );
         } else {
             report.fail(
@@ -218,7 +218,7 @@ fn check_launcher(
         launches.len()
     );
     if expect.workloads.is_empty() {
-        detail.push_str("; no workload expected (--expect-commit, --expect-image, --expect-file): workloads are shown, not compared");
+        detail.push_str("; no workload expected (--plan, --expect-commit, --expect-image, --expect-file): workloads are shown, not compared");
     }
     if complete == 0 {
         detail.push_str("; no launch reached trusted-launcher.ready");
