@@ -29,8 +29,11 @@ pub fn decode(bytes: &[u8]) -> Result<(Vec<u8>, Encoding), String> {
     let Some(text) = as_text(bytes) else {
         return Ok((bytes.to_vec(), Encoding::Binary));
     };
-    if let Some(decoded) = decode_text(text) {
-        return Ok(decoded);
+    match decode_text(text) {
+        // Most words are valid base64 too: base64 text counts only when it holds a quote.
+        Some((quote, Encoding::Base64)) if !looks_like_tdx_quote(&quote) => {}
+        Some(decoded) => return Ok(decoded),
+        None => {}
     }
     Err(format!(
         "the quote file is text ({}) but neither hex (0x prefix and upper case allowed) nor base64",
@@ -153,6 +156,8 @@ mod tests {
         assert_eq!(decode(&quote), Ok((quote.clone(), Encoding::Binary)));
         let refused = decode(b"hello, verifier!").unwrap_err();
         assert!(refused.contains("neither hex"), "{refused}");
+        // Valid base64 that is not a quote is not taken for one.
+        assert!(decode(b"thisisnotaquote").is_err());
     }
 
     #[test]
