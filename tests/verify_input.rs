@@ -187,7 +187,7 @@ fn a_quote_given_as_input_gets_a_hint_to_quote() {
     );
 }
 
-/// A GetQuote reply whose `quote` is the hex of the *text* of a hex quote (encoded twice):
+/// A `GetQuote` reply whose `quote` is the hex of the *text* of a hex quote (encoded twice):
 /// the version field reads 30768 ("0x"); the message says it is not a TDX quote, shows the
 /// bytes read and that they are text. A `0x`-prefixed or upper-case `quote` field is read.
 #[test]

@@ -126,7 +126,7 @@ fn explain_windows(windows: &[Window], now: u64, dcap_message: &str) -> String {
             rfc3339(w.start)
         ),
         (None, None) => {
-            return format!("Intel DCAP refused the quote at {at} ({now}): {dcap_message}");
+            return format!("Intel DCAP refused the quote at {at} (--now {now}): {dcap_message}");
         }
     };
     let start = windows.iter().map(|w| w.start).max().unwrap_or(0);
