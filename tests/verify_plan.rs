@@ -24,40 +24,9 @@ use std::path::Path;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use common::fake_agent::{QUOTE_LEN, QUOTE_RTMR3, boot_runtime_events, hex, replay, v1_digest};
-use common::verdict::{NEAR_NOW, fixture, fixture_str, one_line_usage_error, verify};
+use common::fake_agent::hex;
+use common::verdict::{NEAR_NOW, fixture, fixture_str, get_quote, one_line_usage_error, verify};
 use common::{Fixture, Item, Launcher, entry};
-
-/// An unsigned v4 TDX quote whose RTMR3 is `rtmr3` (DESIGN §5 offsets, as the fake agent).
-fn quote_with_rtmr3(rtmr3: &[u8; 48]) -> Vec<u8> {
-    let mut quote = vec![0u8; QUOTE_LEN];
-    quote[0..2].copy_from_slice(&4u16.to_le_bytes());
-    quote[2..4].copy_from_slice(&2u16.to_le_bytes());
-    quote[4..8].copy_from_slice(&0x81u32.to_le_bytes());
-    quote[QUOTE_RTMR3..QUOTE_RTMR3 + 48].copy_from_slice(rtmr3);
-    quote
-}
-
-/// A dstack `GetQuote` reply: boot events, then `launch` (name, payload), RTMR3 replayed.
-fn get_quote(launch: &[(String, Vec<u8>)]) -> Value {
-    let events: Vec<(String, Vec<u8>)> = boot_runtime_events()
-        .into_iter()
-        .chain(launch.iter().cloned())
-        .collect();
-    let digests: Vec<[u8; 48]> = events.iter().map(|(n, p)| v1_digest(n, p)).collect();
-    let log: Vec<Value> = events
-        .iter()
-        .zip(&digests)
-        .map(|((name, payload), digest)| {
-            json!({"imr": 3, "event_type": 0x0800_0001, "digest": hex(digest),
-                   "event": name, "event_payload": hex(payload)})
-        })
-        .collect();
-    json!({
-        "quote": hex(&quote_with_rtmr3(&replay(&digests))),
-        "event_log": serde_json::to_string(&log).unwrap(),
-    })
-}
 
 /// `plan --json CONFIG`, written to `dir/name`.
 fn plan(fx: &Fixture, config: &Path, name: &str) -> String {

@@ -180,3 +180,44 @@ fn parse_workload(text: &str) -> Option<Workload> {
         .and_then(ImageDigest::parse)
         .map(Workload::Image)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello() -> Value {
+        crate::strict_json::from_slice(include_bytes!("../../tests/fixtures/hello.plan.json"))
+            .unwrap()
+    }
+
+    #[test]
+    fn the_example_plan_gives_its_values() {
+        let plan = PlanFile::parse(&hello()).unwrap();
+        assert_eq!(
+            plan.workload.identity(),
+            "git:23139dff75edd9a9a1078b3142a716925181e1ca"
+        );
+        assert_eq!(
+            hex::encode(&plan.config),
+            "aa006be9f16abd8869d8652fcdbf78822436bbc843fb33189e15112fb817145b"
+        );
+        assert_eq!(plan.compose, None);
+    }
+
+    #[test]
+    fn a_summary_that_disagrees_with_the_events_is_refused() {
+        let mut plan = hello();
+        plan["config"]["sha256"] = Value::String("0".repeat(64));
+        assert_eq!(PlanFile::parse(&plan).unwrap_err().0, "config.sha256");
+        // A compose digest the events do not measure.
+        let mut plan = hello();
+        plan["compose"] = serde_json::json!({"sha256": format!("sha256:{}", "1".repeat(64))});
+        assert_eq!(PlanFile::parse(&plan).unwrap_err().0, "compose.sha256");
+        // A measured workload event given twice.
+        let mut plan = hello();
+        let events = plan["events"].as_array_mut().unwrap();
+        let workload = events[1].clone();
+        events.push(workload);
+        assert_eq!(PlanFile::parse(&plan).unwrap_err().0, "events");
+    }
+}

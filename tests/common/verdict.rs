@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use super::fake_agent::{QUOTE_LEN, QUOTE_RTMR3, boot_runtime_events, hex, replay, v1_digest};
 
 use super::{Launcher, Run};
 
@@ -21,6 +23,37 @@ pub fn fixture(name: &str) -> PathBuf {
 
 pub fn fixture_str(name: &str) -> String {
     fixture(name).to_str().unwrap().to_owned()
+}
+
+/// An unsigned v4 TDX quote whose RTMR3 is `rtmr3` (DESIGN §5 offsets, as the fake agent).
+pub fn quote_with_rtmr3(rtmr3: &[u8; 48]) -> Vec<u8> {
+    let mut quote = vec![0u8; QUOTE_LEN];
+    quote[0..2].copy_from_slice(&4u16.to_le_bytes());
+    quote[2..4].copy_from_slice(&2u16.to_le_bytes());
+    quote[4..8].copy_from_slice(&0x81u32.to_le_bytes());
+    quote[QUOTE_RTMR3..QUOTE_RTMR3 + 48].copy_from_slice(rtmr3);
+    quote
+}
+
+/// A dstack `GetQuote` reply: boot events, then `launch` (name, payload), RTMR3 replayed.
+pub fn get_quote(launch: &[(String, Vec<u8>)]) -> Value {
+    let events: Vec<(String, Vec<u8>)> = boot_runtime_events()
+        .into_iter()
+        .chain(launch.iter().cloned())
+        .collect();
+    let digests: Vec<[u8; 48]> = events.iter().map(|(n, p)| v1_digest(n, p)).collect();
+    let log: Vec<Value> = events
+        .iter()
+        .zip(&digests)
+        .map(|((name, payload), digest)| {
+            json!({"imr": 3, "event_type": 0x0800_0001, "digest": hex(digest),
+                   "event": name, "event_payload": hex(payload)})
+        })
+        .collect();
+    json!({
+        "quote": hex(&quote_with_rtmr3(&replay(&digests))),
+        "event_log": serde_json::to_string(&log).unwrap(),
+    })
 }
 
 /// One `verify` run: its text report and the same run's `--json` report.
