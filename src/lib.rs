@@ -311,3 +311,37 @@ fn platform(flag: Option<&str>) -> Result<(Platform, &'static str), Error> {
             ))
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    /// clap 4's rendering (error, tip, usage, "For more information") becomes one line.
+    #[test]
+    fn clap_errors_become_one_line() {
+        let rendered = "error: unexpected argument '--bogus' found\n\n  tip: to pass '--bogus' as a value, use '-- --bogus'\n\nUsage: trusted-launcher verify [OPTIONS] [INPUT]\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(rendered),
+            "unexpected argument '--bogus' found; to pass '--bogus' as a value, use '-- --bogus' (usage: trusted-launcher verify [OPTIONS] [INPUT]; see --help)"
+        );
+        assert_eq!(one_line("odd\ntext"), "odd; text");
+    }
+
+    /// The bare form needs no list of subcommands or value options: clap tells a CONFIG from
+    /// a command, and options before either.
+    #[test]
+    fn the_bare_form_is_parsed_by_clap() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).unwrap();
+        let bare = parse(&["tl", "--platform", "nontee", "c.conf"]);
+        assert!(bare.command.is_none());
+        assert_eq!(bare.config, Some(PathBuf::from("c.conf")));
+        assert_eq!(bare.launch.platform.as_deref(), Some("nontee"));
+        let run = parse(&["tl", "--format", "line", "run", "c"]);
+        assert!(matches!(run.command, Some(Command::Run { .. })));
+        assert!(run.config.is_none());
+        let dashed = parse(&["tl", "--", "-weird.conf"]);
+        assert_eq!(dashed.config, Some(PathBuf::from("-weird.conf")));
+        assert!(parse(&["tl"]).config.is_none());
+    }
+}
