@@ -1,5 +1,6 @@
-//! Standard base64 (RFC 4648 §4 alphabet, `=` padding), encode only: the payload encoding of
-//! a line in dstack's runtime event log, and HTTP Basic credentials for a registry.
+//! Standard base64 (RFC 4648 §4 alphabet, `=` padding): the payload encoding of a line in
+//! dstack's runtime event log and HTTP Basic credentials for a registry (encode), and a quote
+//! file given to `verify` as base64 (decode).
 //!
 //! dstack writes payloads with `serde_human_bytes::base64`, which calls `base64::encode`
 //! (base64 0.13: the standard alphabet with padding). A few lines here rather than a crate
@@ -28,6 +29,41 @@ pub fn encode(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// Decodes standard base64, padded or not; ASCII whitespace (line breaks) is skipped. `None`
+/// for any other symbol, misplaced padding, or a length no encoder produces.
+#[must_use]
+pub fn decode(text: &str) -> Option<Vec<u8>> {
+    let symbols: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    let data_len = symbols
+        .iter()
+        .position(|&b| b == b'=')
+        .unwrap_or(symbols.len());
+    let (data, padding) = symbols.split_at(data_len);
+    let padded = !padding.is_empty();
+    if padding.len() > 2
+        || padding.iter().any(|&b| b != b'=')
+        || (padded && !symbols.len().is_multiple_of(4))
+        || data.len() % 4 == 1
+    {
+        return None;
+    }
+    let mut out = Vec::with_capacity(data.len() / 4 * 3 + 2);
+    let mut bits = 0u32;
+    let mut count = 0u32;
+    for &symbol in data {
+        let value = ALPHABET.iter().position(|&a| a == symbol)?;
+        bits = (bits << 6) | u32::try_from(value).ok()?;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push(u8::try_from((bits >> count) & 0xff).ok()?);
+            bits &= (1 << count) - 1;
+        }
+    }
+    // Leftover bits must be zero (RFC 4648 §3.5: a canonical encoding).
+    (bits == 0).then_some(out)
 }
 
 fn sextet_symbol(sextet: u32) -> u8 {
@@ -84,6 +120,19 @@ mod tests {
                 }
             }
             assert_eq!(decoded, &bytes[..len]);
+            assert_eq!(decode(&text).as_deref(), Some(&bytes[..len]));
+        }
+    }
+
+    /// RFC 4648 §10 vectors decode, unpadded and wrapped too; malformed text does not.
+    #[test]
+    fn decodes_and_refuses() {
+        assert_eq!(decode("Zm9vYmE=").as_deref(), Some(&b"fooba"[..]));
+        assert_eq!(decode("Zm9vYmE").as_deref(), Some(&b"fooba"[..]));
+        assert_eq!(decode("Zm9v\nYmFy\n").as_deref(), Some(&b"foobar"[..]));
+        assert_eq!(decode("").as_deref(), Some(&b""[..]));
+        for bad in ["Zm9v!", "Z", "Zm9vY===", "Zm=9v", "Zh==", "Zm9vYmE=Zg=="] {
+            assert_eq!(decode(bad), None, "{bad}");
         }
     }
 }
