@@ -16,7 +16,6 @@ pub mod digest;
 pub mod docker;
 pub mod error;
 pub mod git;
-pub mod git_launch;
 pub mod hex;
 pub mod image_launch;
 pub mod image_store;

@@ -1,5 +1,7 @@
 //! The pipeline: config → approve → measure → check out → exec.
 
+pub mod git;
+
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 
@@ -10,8 +12,6 @@ use crate::config::{
 };
 use crate::digest::{CommitId, ImageDigest};
 use crate::error::Error;
-use crate::git;
-use crate::git_launch;
 use crate::image_launch;
 use crate::log::Logger;
 use crate::measure::dstack_native::DEFAULT_RUNTIME_DIR;
@@ -68,7 +68,7 @@ pub enum LaunchError {
         path: PathBuf,
         expected: &'static str,
     },
-    #[error("bash not found on {}", git::SAFE_PATH)]
+    #[error("bash not found on {}", crate::git::SAFE_PATH)]
     BashNotFound,
     #[error("INSTALL_CMD failed ({status}); not starting the workload")]
     InstallFailed { status: String },
@@ -312,7 +312,7 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
     let backend = measure::backend(&settings, log).map_err(usage_if_pairing)?;
     match target {
         Target::Git { spec, commit } => {
-            let bash = git::find_program("bash").ok_or(LaunchError::BashNotFound)?;
+            let bash = crate::git::find_program("bash").ok_or(LaunchError::BashNotFound)?;
             // Another writer on WORK_DIR (or above it) stops a tee launch before anything
             // is measured.
             Exposure::before_checkout(&spec.work_dir)
@@ -321,11 +321,11 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
             let mut session = Session::start(backend, events, log)?;
             session.measure_before_ready(log)?;
 
-            let repo_url = git_launch::absolute_repo_url(&spec.repo_url);
-            let checkout = git::checkout(&repo_url, &spec.work_dir, &commit, log)?;
-            let mut prepared = git_launch::prepare(&spec, &checkout, &bash, options.platform, log)?;
+            let repo_url = git::absolute_repo_url(&spec.repo_url);
+            let checkout = crate::git::checkout(&repo_url, &spec.work_dir, &commit, log)?;
+            let mut prepared = git::prepare(&spec, &checkout, &bash, options.platform, log)?;
             // Last look before `ready`: what INSTALL_CMD or a writer did since verification.
-            git_launch::recheck(&prepared, &checkout, options.platform, log)?;
+            git::recheck(&prepared, &checkout, options.platform, log)?;
 
             session.measure_all(log)?;
             let source = prepared.command.exec();
