@@ -17,7 +17,6 @@ pub mod docker;
 pub mod error;
 pub mod git;
 pub mod hex;
-pub mod image_launch;
 pub mod image_store;
 pub mod launch;
 pub mod log;

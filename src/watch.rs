@@ -13,7 +13,7 @@ use crate::config::{ImageSpec, LaunchConfig, WatchSpec};
 use crate::digest::ImageDigest;
 use crate::docker::{Docker as _, ProcessDocker};
 use crate::error::Error;
-use crate::image_launch;
+use crate::launch::image;
 use crate::launch::{self, Target};
 use crate::log::Logger;
 use crate::measure::{self, MeasureSettings, Session};
@@ -138,12 +138,12 @@ impl Supervisor<'_> {
         ));
         let backend = measure::backend(self.settings, self.log)?;
         let session = Session::start(backend, resolved.events, self.log)?;
-        let target = image_launch::ImageTarget {
+        let target = image::ImageTarget {
             spec: &spec,
             resolution: &resolution,
             compose: &compose,
         };
-        let command = image_launch::start_image(
+        let command = image::start_image(
             session,
             target,
             credentials,
@@ -151,7 +151,7 @@ impl Supervisor<'_> {
             self.settings.platform == Platform::Tee,
             self.log,
         )?;
-        match image_launch::up_detached(command)? {
+        match image::up_detached(command)? {
             0 => Ok(Some(digest)),
             code => {
                 self.retry(&format!("compose up --detach exited with {code}"));

@@ -1,6 +1,7 @@
 //! The pipeline: config → approve → measure → check out → exec.
 
 pub mod git;
+pub mod image;
 
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use crate::config::{
 };
 use crate::digest::{CommitId, ImageDigest};
 use crate::error::Error;
-use crate::image_launch;
+
 use crate::log::Logger;
 use crate::measure::dstack_native::DEFAULT_RUNTIME_DIR;
 use crate::measure::tdx_sysfs::DEFAULT_RTMR3_PATH;
@@ -205,9 +206,8 @@ pub fn resolve_config(config: LaunchConfig, log: &Logger) -> Result<Resolved, Er
                 resolution.manifest,
                 resolution.config
             ));
-            let rendered = image_launch::render(spec, &resolution)?;
-            let compose =
-                ComposeDocument::check(rendered, &image_launch::image_name(spec, &resolution))?;
+            let rendered = image::render(spec, &resolution)?;
+            let compose = ComposeDocument::check(rendered, &image::image_name(spec, &resolution))?;
             let approved = digest.workload();
             let target = Target::Image {
                 spec: spec.clone(),
@@ -343,26 +343,25 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
             compose,
         } => {
             // Everything that can fail without side effects fails before measuring.
-            let docker = image_launch::locate_docker(&spec, options)?;
+            let docker = image::locate_docker(&spec, options)?;
             let tee = options.platform == Platform::Tee;
             if let Some(workload_config) = &spec.workload_config {
                 workload_config::check_platform(workload_config, tee)
-                    .map_err(image_launch::ImageLaunchError::from)?;
+                    .map_err(image::ImageLaunchError::from)?;
             }
             let session = Session::start(backend, events, log)?;
-            let target = image_launch::ImageTarget {
+            let target = image::ImageTarget {
                 spec: &spec,
                 resolution: &resolution,
                 compose: &compose,
             };
-            let mut command =
-                image_launch::start_image(session, target, credentials, &docker, tee, log)?;
+            let mut command = image::start_image(session, target, credentials, &docker, tee, log)?;
             if let Some(watch) = spec.watch {
                 log.info(&format!(
                     "starting {} detached, then watching",
                     spec.project
                 ));
-                let code = image_launch::up_detached(command)?;
+                let code = image::up_detached(command)?;
                 if code != 0 {
                     return Ok(code);
                 }
@@ -378,7 +377,7 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
             }
             if spec.detach {
                 log.info(&format!("starting {} detached", spec.project));
-                return image_launch::up_detached(command);
+                return image::up_detached(command);
             }
             log.info(&format!("exec: compose up for project {}", spec.project));
             let source = command.exec();
