@@ -7,9 +7,9 @@ use crate::docker::DockerError;
 use crate::git::GitError;
 use crate::launch::LaunchError;
 use crate::launch::image::ImageLaunchError;
+use crate::launch::watch::WatchError;
 use crate::measure::MeasureError;
 use crate::registry::RegistryError;
-use crate::watch::WatchError;
 
 /// Exit code for success.
 pub const EXIT_OK: i32 = 0;

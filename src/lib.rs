@@ -29,7 +29,6 @@ pub mod subprocess;
 pub mod tdx_quote;
 pub mod tee_presence;
 pub mod verify;
-pub mod watch;
 pub mod work_dir;
 pub mod workload;
 pub mod workload_config;

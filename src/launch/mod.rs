@@ -2,6 +2,7 @@
 
 pub mod git;
 pub mod image;
+pub mod watch;
 
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -24,10 +25,10 @@ use crate::measure::{
 use crate::platform::Platform;
 use crate::registry::{self, Credentials, Resolution};
 use crate::tee_presence;
-use crate::watch::Supervisor;
 use crate::work_dir::{Exposure, WorkDirError};
 use crate::workload::Workload;
 use crate::workload_config;
+use watch::Supervisor;
 
 /// Inputs that do not come from the config file.
 #[derive(Clone, Debug)]

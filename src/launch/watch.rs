@@ -8,12 +8,12 @@
 //! call is bounded by the deadlines of [`crate::docker`] and [`crate::registry`]. A
 //! measurement failure ends the watch: nothing more is started.
 
+use super::image;
 use crate::approval::ApprovedList;
 use crate::config::{ImageSpec, LaunchConfig, WatchSpec};
 use crate::digest::ImageDigest;
 use crate::docker::{Docker as _, ProcessDocker};
 use crate::error::Error;
-use crate::launch::image;
 use crate::launch::{self, Target};
 use crate::log::Logger;
 use crate::measure::{self, MeasureSettings, Session};
