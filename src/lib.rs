@@ -12,6 +12,7 @@ pub mod compose;
 pub mod compose_document;
 pub mod config;
 pub mod config_value;
+pub mod contract;
 pub mod digest;
 pub mod docker;
 pub mod error;

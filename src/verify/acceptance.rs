@@ -5,11 +5,11 @@
 //! one of the expected workloads, an image launch's compose digest one of the expected
 //! compose digests. A set left empty constrains nothing (the report still shows the values).
 
+use crate::contract::launches::Launch;
 use crate::hex;
 use crate::workload::Workload;
 
 use super::Expectations;
-use super::launches::Launch;
 use super::report::{LaunchJson, Outcome, Report};
 
 /// Judges one launch: its outcome and, when not accepted, why.

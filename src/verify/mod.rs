@@ -11,7 +11,7 @@ mod collateral;
 mod expect_file;
 mod identity;
 mod input;
-mod launches;
+use crate::contract::launches;
 mod quote;
 mod replay;
 mod report;
