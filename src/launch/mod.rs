@@ -12,6 +12,7 @@ use crate::compose_document::ComposeDocument;
 use crate::config::{
     self, ConfigFormat, GitSpec, ImageSpec, LaunchConfig, MeasurementSpec, WorkloadSpec,
 };
+use crate::contract;
 use crate::digest::{CommitId, ImageDigest};
 use crate::error::Error;
 
@@ -19,8 +20,7 @@ use crate::log::Logger;
 use crate::measure::dstack_native::DEFAULT_RUNTIME_DIR;
 use crate::measure::tdx_sysfs::DEFAULT_RTMR3_PATH;
 use crate::measure::{
-    self, BackendChoice, COMPOSE_EVENT, DEFAULT_EVENT_LOG, Event, MeasureError, MeasureSettings,
-    NEAR_IMAGE_EVENT, Session, contract_events,
+    self, BackendChoice, DEFAULT_EVENT_LOG, Event, MeasureError, MeasureSettings, Session,
 };
 use crate::platform::Platform;
 use crate::registry::{self, Credentials, Resolution};
@@ -220,28 +220,23 @@ pub fn resolve_config(config: LaunchConfig, log: &Logger) -> Result<Resolved, Er
             (target, approved)
         }
     };
-    let extra = match &target {
+    let events = match &target {
         Target::Image {
             spec,
             digest,
             compose,
             ..
         } => {
-            let mut extra = vec![Event::new(
-                COMPOSE_EVENT,
-                format!("sha256:{}", compose.sha256()),
-            )];
-            if spec.near_compat {
-                extra.push(Event::new(
-                    NEAR_IMAGE_EVENT,
-                    digest.value().as_bytes().to_vec(),
-                ));
-            }
-            extra
+            let near = spec.near_compat.then(|| contract::near_image_event(digest));
+            contract::events(
+                &config.sha256,
+                &approved,
+                Some(compose.sha256()),
+                near.into_iter().collect(),
+            )
         }
-        Target::Git { .. } => Vec::new(),
+        Target::Git { .. } => contract::events(&config.sha256, &approved, None, Vec::new()),
     };
-    let events = contract_events(&config.sha256, &approved, extra);
     Ok(Resolved {
         config,
         target,

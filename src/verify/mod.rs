@@ -11,7 +11,6 @@ mod collateral;
 mod expect_file;
 mod identity;
 mod input;
-use crate::contract::launches;
 mod quote;
 mod replay;
 mod report;
@@ -21,6 +20,7 @@ use std::path::PathBuf;
 pub use expect_file::{ExpectFile, ExpectFileError};
 pub use report::{EXIT_SIGNATURE_NOT_CHECKED, Outcome, Report, Status};
 
+use crate::contract::launches;
 use crate::hex;
 use crate::measure::event::Event;
 use crate::workload::Workload;
