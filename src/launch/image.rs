@@ -241,12 +241,11 @@ impl ImageLaunch<'_> {
     /// approved list when `watch_interval` is set).
     pub fn start(
         self,
-        command: Command,
+        mut command: Command,
         config: &LaunchConfig,
         settings: &MeasureSettings,
         log: &Logger,
     ) -> Result<i32, Error> {
-        let mut command = command;
         if let Some(watch) = self.spec.watch {
             log.info(&format!(
                 "starting {} detached, then watching",

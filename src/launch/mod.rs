@@ -4,6 +4,7 @@
 
 pub mod git;
 pub mod image;
+mod settings;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
@@ -11,23 +12,17 @@ use std::process::Command;
 
 use crate::approval::{Approved, ApprovedList, ListStatus};
 use crate::compose_document::ComposeDocument;
-use crate::config::{
-    self, ConfigFormat, GitSpec, ImageSpec, LaunchConfig, MeasurementSpec, WorkloadSpec,
-};
+use crate::config::{self, ConfigFormat, GitSpec, ImageSpec, LaunchConfig, WorkloadSpec};
 use crate::contract;
 use crate::digest::{CommitId, ImageDigest};
 use crate::error::Error;
 use crate::log::Logger;
-use crate::measure::dstack_native::DEFAULT_RUNTIME_DIR;
-use crate::measure::tdx_sysfs::DEFAULT_RTMR3_PATH;
-use crate::measure::{
-    self, BackendChoice, DEFAULT_EVENT_LOG, Event, MeasureError, MeasureSettings, Session,
-};
+use crate::measure::{self, BackendChoice, Event, MeasureSettings, Session};
 use crate::platform::Platform;
 use crate::registry::{self, Credentials, Resolution};
-use crate::tee_presence;
 use crate::work_dir::WorkDirError;
 use crate::workload::Workload;
+use settings::{checked_settings, usage_if_pairing};
 
 /// Inputs that do not come from the config file.
 #[derive(Clone, Debug)]
@@ -165,23 +160,6 @@ impl Ready<'_> {
             Self::Image { launch, command } => launch.start(command, config, settings, log),
         }
     }
-}
-
-/// The measurement settings, with the TEE guard's decision on the simulator endpoint.
-fn checked_settings(
-    options: &Options,
-    config: &LaunchConfig,
-    log: &Logger,
-) -> Result<MeasureSettings, Error> {
-    let mut settings = measure_settings(options, &config.measurement);
-    settings.simulator = tee_presence::guard(
-        options.platform,
-        options.platform_source,
-        &config.measurement,
-        settings.dstack_socket.as_deref(),
-        log,
-    )?;
-    Ok(settings)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -403,41 +381,4 @@ fn credentials(spec: &ImageSpec) -> Result<Option<Credentials>, Error> {
         username: username.clone(),
         password,
     }))
-}
-
-/// Command-line flags win over the config's `[measurement]`.
-fn measure_settings(options: &Options, spec: &MeasurementSpec) -> MeasureSettings {
-    MeasureSettings {
-        platform: options.platform,
-        backend: options.backend.or(spec.backend),
-        dstack_socket: options
-            .dstack_socket
-            .clone()
-            .or_else(|| spec.dstack_socket.clone()),
-        rtmr3_path: options
-            .rtmr3_path
-            .clone()
-            .or_else(|| spec.rtmr3_path.clone())
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_RTMR3_PATH)),
-        dstack_runtime_dir: options
-            .dstack_runtime_dir
-            .clone()
-            .or_else(|| spec.dstack_runtime_dir.clone())
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_RUNTIME_DIR)),
-        event_log: options
-            .event_log
-            .clone()
-            .or_else(|| spec.event_log.clone())
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_EVENT_LOG)),
-        simulator: None,
-    }
-}
-
-/// A backend paired with the wrong platform is a usage error (exit 2), not a failure.
-fn usage_if_pairing(error: MeasureError) -> Error {
-    if error.is_usage() {
-        Error::Usage(error.to_string())
-    } else {
-        error.into()
-    }
 }
