@@ -8,6 +8,8 @@
 //! the workload wants it to be. An attempt that names a workload counts even without `ready`,
 //! because `INSTALL_CMD` runs the checked-out code before `ready` is measured.
 
+use std::ops::Range;
+
 use super::{
     COMPOSE_EVENT, CONFIG_EVENT, LAUNCHER_PREFIX, READY_EVENT, SHA256_FORM, WORKLOAD_EVENT,
     WORKLOAD_FORM, parse_sha256_payload, parse_workload_payload,
@@ -15,11 +17,13 @@ use super::{
 use crate::measure::event::Event;
 use crate::workload::Workload;
 
-/// One launch attempt: from a `config` event up to the next one.
+/// One launch attempt: from a `config` event to its `ready`, or up to the next `config`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Launch {
     /// 1-based, in log order.
     pub number: usize,
+    /// Where its events are in the log ([`extent`]).
+    pub events: Range<usize>,
     pub config: [u8; 32],
     pub workload: Option<Workload>,
     pub compose: Option<[u8; 32]>,
@@ -127,6 +131,7 @@ pub fn attempts(events: &[Event]) -> Result<Vec<Launch>, LaunchError> {
             launches.push((
                 Launch {
                     number: launch,
+                    events: extent(events, index),
                     config,
                     workload: None,
                     compose: None,
@@ -178,25 +183,39 @@ pub fn attempts(events: &[Event]) -> Result<Vec<Launch>, LaunchError> {
     Ok(launches.into_iter().map(|(launch, _)| launch).collect())
 }
 
-/// The last launch in `events`, for the launcher to resume or confirm: from the last
-/// `config` event up to and including its `ready` (or to the end), as [`attempts`] groups
-/// them. Extra events measured as part of a launch (NEAR's `mpc-image-digest`) belong to it;
-/// whatever the workload measures after `ready` does not. The order is not checked here:
-/// callers compare the result event for event with a launch built by [`super::events`],
-/// which follows the contract, so a broken one never matches.
+/// The events of the launch whose `config` is at `start`: up to and including the first
+/// `ready` after it, or up to the next `config`, or to the end. Extra events measured as
+/// part of a launch (NEAR's `mpc-image-digest`) belong to it; whatever the workload measures
+/// after `ready` does not. [`attempts`] and [`last_launch`] both use this.
+#[must_use]
+pub fn extent(events: &[Event], start: usize) -> Range<usize> {
+    let after = start.saturating_add(1);
+    let end = events
+        .iter()
+        .enumerate()
+        .skip(after)
+        .find_map(|(index, event)| match event.name.as_str() {
+            READY_EVENT => Some(index + 1),
+            CONFIG_EVENT => Some(index),
+            _ => None,
+        })
+        .unwrap_or(events.len());
+    start..end.max(start)
+}
+
+/// The last launch in `events`, for the launcher to resume or confirm: the [`extent`] of
+/// the last `config` event. The order is not checked here: callers compare the result event
+/// for event with a launch built by [`super::events`], which follows the contract, so a
+/// broken one never matches (and `verify`, through [`read`], refuses it).
 #[must_use]
 pub fn last_launch(events: &[Event]) -> Vec<Event> {
     let Some(start) = events.iter().rposition(|e| e.name == CONFIG_EVENT) else {
         return Vec::new();
     };
-    let mut launch = Vec::new();
-    for event in events.iter().skip(start) {
-        launch.push(event.clone());
-        if event.name == READY_EVENT {
-            break;
-        }
-    }
-    launch
+    events
+        .get(extent(events, start))
+        .map(<[Event]>::to_vec)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -397,6 +416,7 @@ mod tests {
             launches,
             [Launch {
                 number: 1,
+                events: 1..6,
                 config: *config.as_bytes(),
                 workload: Some(Workload::Image(digest)),
                 compose: Some(*compose.as_bytes()),
@@ -404,5 +424,33 @@ mod tests {
             }]
         );
         assert_eq!(last_launch(&log), one);
+    }
+
+    /// `verify` (through [`read`]) and `run` (through [`last_launch`]) cut the log into the
+    /// same launches: every attempt spans its [`extent`], and the last one is what `run`
+    /// resumes or confirms.
+    #[test]
+    fn verify_and_run_cut_the_same_launches() {
+        let names = [
+            "system-ready",
+            C,
+            C,
+            W,
+            "app",
+            C,
+            W,
+            K,
+            "mpc-image-digest",
+            R,
+            "app",
+        ];
+        let events = log(&names, false);
+        let launches = read(&events, Some(1)).unwrap();
+        let spans: Vec<Range<usize>> = launches.iter().map(|l| l.events.clone()).collect();
+        assert_eq!(spans, [1..2, 2..5, 5..10]);
+        assert_eq!(last_launch(&events), events[5..10].to_vec());
+        // An unfinished last attempt runs to the end of the log.
+        assert_eq!(last_launch(&events[..8]), events[5..8].to_vec());
+        assert_eq!(read(&events[..8], Some(1)).unwrap()[2].events, 5..8);
     }
 }

@@ -113,6 +113,7 @@ mod tests {
     fn launch(workload: Option<Workload>, compose: Option<[u8; 32]>, complete: bool) -> Launch {
         Launch {
             number: 1,
+            events: 0..4,
             config: [0xc0; 32],
             workload,
             compose,
