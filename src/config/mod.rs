@@ -1,7 +1,7 @@
 //! The validated launch config ([`LaunchConfig`]) and its sections, read from any of the
-//! formats by [`load`].
+//! formats by [`load()`].
 //!
-//! Reading is two-phase ([`load`]): a format parser fills a [`RawConfig`], then validation
+//! Reading is two-phase ([`load()`]): a format parser fills a [`RawConfig`], then validation
 //! turns it into a [`LaunchConfig`], collecting every problem with its line so a user fixes
 //! them all in one go.
 

@@ -131,7 +131,7 @@ pub fn image_name(spec: &ImageSpec, digest: &Approved<ImageDigest>) -> String {
 /// Pulls the approved digest, confirms the engine holds exactly that image, writes the
 /// workload config (if any) and the compose file, and returns the compose command to run.
 pub fn prepare(
-    image: &ImageLaunch<'_>,
+    launch: &ImageLaunch<'_>,
     docker: &dyn Docker,
     log: &Logger,
 ) -> Result<Command, ImageLaunchError> {
@@ -143,7 +143,7 @@ pub fn prepare(
         compose,
         tee,
         ..
-    } = image;
+    } = launch;
     let password = credentials.as_ref().map(|c| c.password.as_str());
     if let Some(username) = &spec.username {
         docker.login(

@@ -1,4 +1,5 @@
-//! Measurement: the event contract, the backends that record it, and the once-per-boot rule.
+//! Measurement: the backends that record the contract's events ([`crate::contract`]) into
+//! RTMR3, and the once-per-boot rule.
 
 pub mod auto;
 pub mod dstack;
