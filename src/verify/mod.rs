@@ -12,7 +12,6 @@ mod dcap_explain;
 mod expect_file;
 mod identity;
 mod input;
-mod launches;
 mod plan_file;
 mod quote;
 mod quote_text;
@@ -26,6 +25,7 @@ pub use expect_file::{ExpectFile, ExpectFileError};
 pub use plan_file::{PlanFile, PlanFileError};
 pub use report::{EXIT_SIGNATURE_NOT_CHECKED, Outcome, Report, Status};
 
+use crate::contract::launches;
 use crate::hex;
 use crate::measure::event::Event;
 use crate::workload::Workload;

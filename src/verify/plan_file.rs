@@ -12,9 +12,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::capped_read::{CappedReadError, read_capped};
-use crate::digest::{CommitId, ImageDigest};
+use crate::contract::{self, COMPOSE_EVENT, CONFIG_EVENT, WORKLOAD_EVENT};
 use crate::hex;
-use crate::measure::event::{COMPOSE_EVENT, CONFIG_EVENT, WORKLOAD_EVENT};
 use crate::workload::Workload;
 
 /// A plan is a few kilobytes (plus the compose document); anything larger is not one.
@@ -73,7 +72,7 @@ impl PlanFile {
             return Err(("(top level)", "is not an object".into()));
         }
         let workload_text = string(plan, "/workload", "workload")?;
-        let workload = parse_workload(workload_text).ok_or((
+        let workload = Workload::parse(workload_text).ok_or((
             "workload",
             format!("is not git:<40 or 64 lowercase hex> or oci:sha256:<64 lowercase hex> (got {workload_text:?})"),
         ))?;
@@ -86,13 +85,10 @@ impl PlanFile {
             None | Some(Value::Null) => None,
             Some(_) => {
                 let text = string(plan, "/compose/sha256", "compose.sha256")?;
-                let digest = text
-                    .strip_prefix("sha256:")
-                    .and_then(hex::decode_exact::<32>)
-                    .ok_or((
-                        "compose.sha256",
-                        format!("is not sha256:<64 lowercase hex> (got {text:?})"),
-                    ))?;
+                let digest = contract::parse_sha256(text).ok_or((
+                    "compose.sha256",
+                    format!("is not sha256:<64 lowercase hex> (got {text:?})"),
+                ))?;
                 Some(digest)
             }
         };
@@ -135,13 +131,13 @@ impl PlanFile {
             (
                 CONFIG_EVENT,
                 "config.sha256",
-                Some(format!("sha256:{}", hex::encode(&self.config))),
+                Some(contract::sha256_payload(&self.config)),
             ),
             (WORKLOAD_EVENT, "workload", Some(self.workload.identity())),
             (
                 COMPOSE_EVENT,
                 "compose.sha256",
-                self.compose.map(|c| format!("sha256:{}", hex::encode(&c))),
+                self.compose.as_ref().map(contract::sha256_payload),
             ),
         ];
         for (event, field, value) in expected {
@@ -169,16 +165,6 @@ fn string<'a>(
     plan.pointer(pointer)
         .and_then(Value::as_str)
         .ok_or((field, "is missing or not a string".to_owned()))
-}
-
-/// A `trusted-launcher.workload` payload.
-fn parse_workload(text: &str) -> Option<Workload> {
-    if let Some(commit) = text.strip_prefix("git:") {
-        return CommitId::parse(commit).map(Workload::Git);
-    }
-    text.strip_prefix("oci:")
-        .and_then(ImageDigest::parse)
-        .map(Workload::Image)
 }
 
 #[cfg(test)]

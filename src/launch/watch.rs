@@ -11,12 +11,12 @@
 //! SIGTERM or SIGINT ([`crate::stop_signal`]) ends the watch: the workload is stopped
 //! (`compose down`, bounded) and the launcher exits 128 + the signal's number.
 
+use super::image;
 use crate::approval::ApprovedList;
 use crate::config::{ImageSpec, LaunchConfig, WatchSpec};
 use crate::digest::ImageDigest;
 use crate::docker::{Docker as _, ProcessDocker};
 use crate::error::Error;
-use crate::image_launch;
 use crate::launch::{self, Target};
 use crate::log::Logger;
 use crate::measure::{self, MeasureSettings, Session};
@@ -153,9 +153,10 @@ impl Supervisor<'_> {
         }
     }
 
-    /// Resolves the config against the list as it is now, then measures and starts that
-    /// launch like the first: `Session` measures it in full unless this boot's log already
-    /// ends with it (a retry after a failed `up`).
+    /// Resolves the config against the list as it is now, then checks, measures and starts
+    /// that launch through the same steps as the first ([`launch::measured`]): `Session`
+    /// measures it in full unless this boot's log already ends with it (a retry after a
+    /// failed `up`).
     fn launch(&self) -> Result<Option<ImageDigest>, Error> {
         let resolved = launch::resolve_config(self.config.clone(), self.log)?;
         let Target::Image {
@@ -168,29 +169,27 @@ impl Supervisor<'_> {
         else {
             return Err(Error::Usage("watch mode is for image configs only".into()));
         };
-        let digest = *digest.value();
+        let running = *digest.value();
         self.log.info(&format!(
-            "starting {digest} ({}) for project {}",
+            "starting {running} ({}) for project {}",
             resolved.approved.selection(),
             spec.project
         ));
+        let launch = image::ImageLaunch {
+            spec,
+            digest,
+            resolution,
+            credentials,
+            compose,
+            docker: self.docker,
+            tee: self.settings.platform == Platform::Tee,
+        }
+        .checked()?;
         let backend = measure::backend(self.settings, self.log)?;
         let session = Session::start(backend, resolved.events, self.log)?;
-        let target = image_launch::ImageTarget {
-            spec: &spec,
-            resolution: &resolution,
-            compose: &compose,
-        };
-        let command = image_launch::start_image(
-            session,
-            target,
-            credentials,
-            self.docker,
-            self.settings.platform == Platform::Tee,
-            self.log,
-        )?;
-        match image_launch::up_detached(command)? {
-            0 => Ok(Some(digest)),
+        let command = launch::measured(session, self.log, || launch.prepare(self.log))?;
+        match image::up_detached(command)? {
+            0 => Ok(Some(running)),
             code => {
                 self.retry(&format!("compose up --detach exited with {code}"));
                 Ok(None)
