@@ -8,17 +8,25 @@ mod acceptance;
 mod app_compose;
 mod boot;
 mod collateral;
+mod collateral_cache;
+mod collateral_source;
+mod collateral_time;
+mod dcap;
 mod expect_file;
 mod identity;
 mod input;
 mod launches;
+mod pck_chain;
+mod pcs;
 mod quote;
 mod replay;
 mod report;
 
 use std::path::PathBuf;
 
+pub use dcap::CollateralJson;
 pub use expect_file::{ExpectFile, ExpectFileError};
+pub use pcs::{INTEL_PCS_URL, check_url};
 pub use report::{EXIT_SIGNATURE_NOT_CHECKED, Outcome, Report, Status};
 
 use crate::hex;
@@ -59,6 +67,8 @@ impl Expectations {
     }
 }
 
+// Each bool is an independent command-line switch.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Clone, Debug, Default)]
 pub struct VerifyOptions {
     pub input: Option<PathBuf>,
@@ -67,6 +77,18 @@ pub struct VerifyOptions {
     pub collateral: Option<PathBuf>,
     pub app_compose: Option<PathBuf>,
     pub now: u64,
+    /// `--now` was given (else `now` is the current time).
+    pub now_given: bool,
+    /// Collateral only from `--collateral`, the input or the cache: no network.
+    pub offline: bool,
+    /// The PCCS to fetch from instead of Intel's PCS.
+    pub pccs_url: Option<String>,
+    /// CA certificates (PEM) trusted for the PCS/PCCS's TLS besides the web roots.
+    pub pccs_ca_file: Option<PathBuf>,
+    /// Where fetched collateral is cached instead of the XDG cache directory.
+    pub cache_dir: Option<PathBuf>,
+    /// Where the collateral used is written.
+    pub save_collateral: Option<PathBuf>,
     pub skip_dcap: bool,
     /// A log without any launcher event may pass (a boot before the launcher ran).
     pub allow_no_launch: bool,
