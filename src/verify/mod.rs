@@ -18,6 +18,7 @@ mod input;
 mod launches;
 mod pck_chain;
 mod pcs;
+mod pcs_reply;
 mod quote;
 mod replay;
 mod report;

@@ -10,6 +10,7 @@
 )]
 #![allow(dead_code)]
 
+pub mod collateral_run;
 pub mod fake_agent;
 pub mod fake_docker;
 pub mod fake_registry;
