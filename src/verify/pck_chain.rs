@@ -10,14 +10,8 @@ use der::Decode as _;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
 use x509_cert::Certificate;
-use x509_cert::ext::pkix::CrlDistributionPoints;
-use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 
 use crate::hex;
-
-/// CRL distribution points (RFC 5280 §4.2.1.13).
-const CRL_DISTRIBUTION_POINTS: der::asn1::ObjectIdentifier =
-    der::asn1::ObjectIdentifier::new_unwrap("2.5.29.31");
 
 /// What the quote's PCK certificate says about its platform.
 #[derive(Clone, Debug)]
@@ -89,36 +83,41 @@ fn serial(der: &[u8]) -> String {
     )
 }
 
-/// The https CRL distribution point of the last (root) certificate of a PEM chain.
-#[must_use]
-pub fn root_crl_url(chain: &str) -> Option<String> {
-    let root = CertificateDer::pem_slice_iter(chain.as_bytes())
-        .filter_map(Result::ok)
-        .last()?;
-    let certificate = Certificate::from_der(root.as_ref()).ok()?;
-    let extensions = certificate.tbs_certificate().extensions()?;
-    let extension = extensions
-        .iter()
-        .find(|e| e.extn_id == CRL_DISTRIBUTION_POINTS)?;
-    let points = CrlDistributionPoints::from_der(extension.extn_value.as_bytes()).ok()?;
-    points
-        .0
-        .iter()
-        .filter_map(|point| match &point.distribution_point {
-            Some(DistributionPointName::FullName(names)) => Some(names),
-            _ => None,
-        })
-        .flatten()
-        .find_map(|name| match name {
-            GeneralName::UniformResourceIdentifier(uri) => Some(uri.to_string()),
-            _ => None,
-        })
-        .filter(|uri| uri.starts_with("https://"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use x509_cert::ext::pkix::CrlDistributionPoints;
+    use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+
+    /// CRL distribution points (RFC 5280 §4.2.1.13).
+    const CRL_DISTRIBUTION_POINTS: der::asn1::ObjectIdentifier =
+        der::asn1::ObjectIdentifier::new_unwrap("2.5.29.31");
+
+    /// The https CRL distribution point of the last (root) certificate of a PEM chain.
+    fn root_crl_url(chain: &str) -> Option<String> {
+        let root = CertificateDer::pem_slice_iter(chain.as_bytes())
+            .filter_map(Result::ok)
+            .last()?;
+        let certificate = Certificate::from_der(root.as_ref()).ok()?;
+        let extensions = certificate.tbs_certificate().extensions()?;
+        let extension = extensions
+            .iter()
+            .find(|e| e.extn_id == CRL_DISTRIBUTION_POINTS)?;
+        let points = CrlDistributionPoints::from_der(extension.extn_value.as_bytes()).ok()?;
+        points
+            .0
+            .iter()
+            .filter_map(|point| match &point.distribution_point {
+                Some(DistributionPointName::FullName(names)) => Some(names),
+                _ => None,
+            })
+            .flatten()
+            .find_map(|name| match name {
+                GeneralName::UniformResourceIdentifier(uri) => Some(uri.to_string()),
+                _ => None,
+            })
+            .filter(|uri| uri.starts_with("https://"))
+    }
 
     fn fixture(name: &str) -> Vec<u8> {
         std::fs::read(format!(
@@ -162,14 +161,14 @@ mod tests {
         );
     }
 
-    /// Intel's root CA names its CRL at certificates.trustedservices.intel.com.
+    /// Intel's root CA names its CRL where `pcs.rs` fetches it from Intel's PCS.
     #[test]
     fn root_crl_from_the_issuer_chain() {
         let value = collateral("dcap-qvl_sample_tdx_quote_collateral.json");
         let chain = value["qe_identity_issuer_chain"].as_str().unwrap();
         assert_eq!(
             root_crl_url(chain).as_deref(),
-            Some("https://certificates.trustedservices.intel.com/IntelSGXRootCA.der")
+            Some(crate::verify::pcs::INTEL_ROOT_CA_CRL_URL)
         );
         assert_eq!(root_crl_url("nothing"), None);
     }

@@ -15,7 +15,7 @@
 //! - `GET /tdx/certification/v4/qe/identity?update=standard`: `{"enclaveIdentity":{..},"signature":HEX}`,
 //!   issuer chain in `SGX-Enclave-Identity-Issuer-Chain`;
 //! - the root CA CRL: a PCCS serves it (hex) at `/sgx/certification/v4/rootcacrl`; Intel's PCS
-//!   does not, so it comes from the CRL distribution point of the root certificate.
+//!   does not, so it comes from the CRL distribution point of Intel's root certificate.
 //!
 //! Issuer chains travel URL-encoded (PEM with `%0A`, `%20`, ...; a `+` is base64, not a space).
 
@@ -24,12 +24,16 @@ use std::time::{Duration, Instant};
 
 use dcap_qvl::QuoteCollateralV3;
 
-use super::pck_chain;
 use super::pcs_reply::{Reply, crl_bytes, signed_json};
 use crate::registry::{read_capped, tls_with_ca};
 
 /// Intel's Provisioning Certification Service, the default source.
 pub const INTEL_PCS_URL: &str = "https://api.trustedservices.intel.com";
+/// The CRL distribution point of Intel's SGX root CA (the one DCAP pins), where dcap-qvl
+/// fetches the root CA CRL from Intel's PCS. A fixed URL, not the one a certificate in an
+/// answer names: the answer is not trusted to send the verifier anywhere.
+pub const INTEL_ROOT_CA_CRL_URL: &str =
+    "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der";
 /// TCB info is tens of kilobytes and a CRL a few; nothing collateral-shaped comes near this.
 pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -148,7 +152,7 @@ impl Pcs {
         let qe_identity_issuer_chain = qe.header(&["SGX-Enclave-Identity-Issuer-Chain"])?;
         let (qe_identity, qe_identity_signature) = signed_json(&qe, "TD_QE")?;
 
-        let root_ca_crl = self.root_ca_crl(&qe_identity_issuer_chain)?;
+        let root_ca_crl = self.root_ca_crl()?;
         Ok(QuoteCollateralV3 {
             pck_crl_issuer_chain,
             root_ca_crl,
@@ -163,9 +167,9 @@ impl Pcs {
         })
     }
 
-    /// A PCCS's `rootcacrl` (hex); Intel's PCS, or a PCCS without it (404), point to the
-    /// CRL distribution point of the root certificate ending `issuer_chain`.
-    fn root_ca_crl(&self, issuer_chain: &str) -> Result<Vec<u8>, PcsError> {
+    /// A PCCS's `rootcacrl` (hex); for Intel's PCS, or a PCCS without it (404), Intel's own
+    /// CRL of its root CA.
+    fn root_ca_crl(&self) -> Result<Vec<u8>, PcsError> {
         if !self.intel {
             match self.get(&self.url("sgx", "rootcacrl")) {
                 Ok(reply) => {
@@ -176,12 +180,7 @@ impl Pcs {
                 Err(other) => return Err(other),
             }
         }
-        let url = pck_chain::root_crl_url(issuer_chain).ok_or_else(|| PcsError::Malformed {
-            url: self.url("tdx", "qe/identity"),
-            detail: "the issuer chain's root certificate names no https CRL distribution point"
-                .into(),
-        })?;
-        let reply = self.get(&url)?;
+        let reply = self.get(INTEL_ROOT_CA_CRL_URL)?;
         crl_bytes(&reply.body)
             .ok_or_else(|| reply.malformed("the root CA CRL is neither DER nor hex"))
     }
