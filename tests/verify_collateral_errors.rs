@@ -72,6 +72,30 @@ fn fetch_failures_are_clear_and_cache_nothing() {
         "{detail}"
     );
 
+    // A redirect (ureq would follow it, even to plain HTTP): refused, not followed.
+    server.set_routes(&with(
+        TCB_PATH,
+        json!({"status": 302, "headers": {"Location": "http://127.0.0.1:9/tcb"}}),
+    ));
+    let detail = fetch().collateral_fails();
+    assert!(
+        detail.ends_with(&format!(
+            "{url}{TCB_PATH} answered HTTP 302 (a redirect); collateral is fetched only from the URL asked"
+        )),
+        "{detail}"
+    );
+
+    // Not the signed JSON a PCS sends.
+    server.set_routes(&with(
+        TCB_PATH,
+        json!({"body_hex": pcs::hex(b"<html>busy</html>"), "headers": good[TCB_PATH]["headers"]}),
+    ));
+    let detail = fetch().collateral_fails();
+    assert!(
+        detail.contains(&format!("{url}{TCB_PATH}: not the signed JSON expected: ")),
+        "{detail}"
+    );
+
     // No issuer chain header.
     server.set_routes(&with(
         QE_PATH,
@@ -99,9 +123,15 @@ fn fetch_failures_are_clear_and_cache_nothing() {
         "{detail}"
     );
     assert!(s.cached_entries().is_empty(), "{:?}", s.cached_entries());
+}
 
-    // The stand-in's certificate is trusted only through --pccs-ca-file.
-    server.set_routes(&good);
+/// The stand-in's certificate is trusted only through --pccs-ca-file: without it, the
+/// built-in web roots do not know its CA and nothing is fetched.
+#[test]
+fn a_private_pccs_ca_is_trusted_only_through_the_ca_file() {
+    let s = Scratch::new();
+    let server = s.pcs(&pcs::routes_for(&fixture_json(COLLATERAL)));
+    let url = server.url();
     let mut launcher = Launcher::new(s.path());
     launcher.args([
         "verify",
