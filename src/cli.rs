@@ -174,6 +174,8 @@ Boot events (app-id, compose-hash, instance-id, key-provider, os-image-hash, ...
 The first line of the report is the verdict: `VERIFIED: runs ...` or `NOT VERIFIED: <the first failing check>`.\n\
 Exit codes: 0 the quote's signature was verified (DCAP), the log shows at least one complete launch, and every check passed; 3 every check passed but the signature was NOT checked (--skip-dcap); 1 a check failed; 2 usage error. `ok` in --json is true only with exit 0."
 )]
+// Each bool is an independent command-line switch.
+#[allow(clippy::struct_excessive_bools)]
 pub struct VerifyArgs {
     #[arg(
         help = "A dstack GetQuote or Info reply, NEAR public data, or `phala cvms attestation --json` output; `-` reads stdin"
@@ -188,12 +190,27 @@ pub struct VerifyArgs {
     #[arg(
         long,
         value_name = "FILE",
-        help = "DCAP collateral (dcap-qvl's QuoteCollateralV3 JSON; byte fields hex or arrays)"
+        help = "DCAP collateral (dcap-qvl's QuoteCollateralV3 JSON; byte fields hex or arrays) [default: the input's, else cached, else fetched for the quote's FMSPC]"
     )]
     pub collateral: Option<PathBuf>,
     /// Verification time, Unix seconds [default: now]
     #[arg(long, value_name = "UNIX")]
     pub now: Option<u64>,
+    /// Without --collateral: use only cached collateral, never the network
+    #[arg(long)]
+    pub offline: bool,
+    /// Without --collateral: fetch from this PCCS (e.g. `https://pccs.phala.network`) instead of Intel's PCS
+    #[arg(long, value_name = "URL")]
+    pub pccs_url: Option<String>,
+    /// CA certificates (PEM) trusted for the PCS/PCCS's TLS, besides the built-in web roots
+    #[arg(long, value_name = "FILE")]
+    pub pccs_ca_file: Option<PathBuf>,
+    /// Where fetched collateral is cached [default: $XDG_CACHE_HOME/trusted-launcher/collateral, else ~/.cache/trusted-launcher/collateral]
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Write the collateral used (the JSON --collateral reads) to FILE, so an offline run can repeat the verdict
+    #[arg(long, value_name = "FILE")]
+    pub save_collateral: Option<PathBuf>,
     /// Do not check the quote's signature (reported loudly; the exit code is then 3 at best, never 0)
     #[arg(long)]
     pub skip_dcap: bool,

@@ -268,6 +268,9 @@ fn verify_options(args: VerifyArgs) -> Result<VerifyOptions, Error> {
         expect.configs.push(plan.config);
         expect.composes.extend(plan.compose);
     }
+    if let Some(url) = &args.pccs_url {
+        verify::check_url(url).map_err(|e| Error::Usage(e.to_string()))?;
+    }
     let now = match args.now {
         Some(now) => now,
         None => std::time::SystemTime::now()
@@ -282,6 +285,12 @@ fn verify_options(args: VerifyArgs) -> Result<VerifyOptions, Error> {
         collateral: args.collateral,
         app_compose: args.app_compose,
         now,
+        now_given: args.now.is_some(),
+        offline: args.offline,
+        pccs_url: args.pccs_url,
+        pccs_ca_file: args.pccs_ca_file,
+        cache_dir: args.cache_dir,
+        save_collateral: args.save_collateral,
         skip_dcap: args.skip_dcap,
         allow_no_launch: args.allow_no_launch,
         allowed_tcb,

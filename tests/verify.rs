@@ -875,10 +875,11 @@ fn stripped_tdx_lite_log_replays_and_dcap_is_required_or_skipped_loudly() {
     );
 
     // No collateral and no --skip-dcap: the signature check fails, and so does the run.
-    s.report(&[&input])
+    // (`--offline`: nothing is fetched for it; tests/verify_collateral.rs covers fetching.)
+    s.report(&[&input, "--offline"])
         .fails(&["quote.signature"])
         .has(&[("rtmr3.replay", "passed")]);
-    let run = s.verify(&[&input]);
+    let run = s.verify(&[&input, "--offline"]);
     assert_eq!(run.status, Some(1), "{}\n{}", run.stdout, run.stderr);
     assert_eq!(text_status(&run, "quote.signature"), "FAIL");
     assert!(

@@ -152,8 +152,9 @@ fn dcap_refusals_give_dates_and_a_window_that_works() {
     ];
     let verdict = verify(dir.path(), &[&base[..], &["--now", late]].concat());
     verdict
-        .says(1, "NOT VERIFIED: the quote's signature did not verify: Intel DCAP refused the quote at 2030-03-17T17:46:40Z (--now 1900000000): the collateral's PCK CRL expired on 2025-07-19T10:00:35Z")
-        .mentions("fetch fresh collateral");
+        .says(1, "NOT VERIFIED: no usable collateral to check the quote with: --collateral ")
+        .mentions("collateral expired: the PCK CRL was valid until 2025-07-19T10:00:35Z, not after the verification time 2030-03-17T17:46:40Z (--now 1900000000)")
+        .mentions("fetch current collateral");
     assert!(!verdict.line().contains("UnixTime"));
     let window = verdict.line().split("(--now ").nth(2).unwrap();
     let (start, end) = window.split_once(" to ").unwrap();
@@ -174,7 +175,7 @@ fn dcap_refusals_give_dates_and_a_window_that_works() {
         )
         .says(
             1,
-            "NOT VERIFIED: the quote's signature did not verify: Intel DCAP refused the quote at ",
+            "NOT VERIFIED: no usable collateral to check the quote with: ",
         );
     }
 }
@@ -200,14 +201,21 @@ fn each_failure_class_in_words() {
         1,
         "NOT VERIFIED: the quote is not readable: quote is 100 bytes",
     );
-    // No collateral: the signature is a failure, not a skip.
+    // No collateral (and none fetched: --offline): a failure, not a skip.
     verify(
         dir.path(),
-        &["--quote", &fixture_str(SAMPLE_QUOTE), "--allow-no-launch"],
+        &[
+            "--quote",
+            &fixture_str(SAMPLE_QUOTE),
+            "--allow-no-launch",
+            "--offline",
+            "--cache-dir",
+            dir.path().join("empty-cache").to_str().unwrap(),
+        ],
     )
     .says(
         1,
-        "NOT VERIFIED: the quote's signature did not verify: no collateral",
+        "NOT VERIFIED: no usable collateral to check the quote with: ",
     );
     // A changed RTMR3 payload in a real GetQuote reply: the replay fails.
     let mut report: Value =

@@ -24,7 +24,8 @@ use super::challenge::{Challenge, parse_challenges};
 use super::redirect;
 use super::reference::ImageReference;
 use crate::digest::ImageDigest;
-use transport::{Reply, read_capped};
+use transport::Reply;
+pub(crate) use transport::read_capped;
 
 /// A manifest is kilobytes; anything near this is not one.
 pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
@@ -313,7 +314,7 @@ impl Client {
 /// A CA bundle is a few certificates; the web's whole root set is ~200 KiB of PEM.
 const MAX_CA_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
-fn tls_with_ca(path: &Path) -> Result<Arc<rustls::ClientConfig>, RegistryError> {
+pub(crate) fn tls_with_ca(path: &Path) -> Result<Arc<rustls::ClientConfig>, RegistryError> {
     let bad = |detail: String| RegistryError::CaFile {
         path: path.display().to_string(),
         detail,

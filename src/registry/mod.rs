@@ -11,6 +11,9 @@ mod retry_after;
 use std::fmt;
 
 pub use client::{Client, Credentials, DEADLINE, MAX_MANIFEST_BYTES};
+// The TLS roots (web roots plus a CA file) and the capped body read, shared with the
+// collateral fetch of `verify` (verify/pcs.rs).
+pub(crate) use client::{read_capped, tls_with_ca};
 pub use manifest::Platform;
 pub use reference::ImageReference;
 

@@ -8,10 +8,16 @@ mod acceptance;
 mod app_compose;
 mod boot;
 mod collateral;
-mod dcap_explain;
+mod collateral_cache;
+mod collateral_source;
+mod collateral_time;
+mod dcap;
 mod expect_file;
 mod identity;
 mod input;
+mod pck_chain;
+mod pcs;
+mod pcs_reply;
 mod plan_file;
 mod quote;
 mod quote_text;
@@ -21,7 +27,9 @@ mod verdict;
 
 use std::path::PathBuf;
 
+pub use dcap::CollateralJson;
 pub use expect_file::{ExpectFile, ExpectFileError};
+pub use pcs::{INTEL_PCS_URL, check_url};
 pub use plan_file::{PlanFile, PlanFileError};
 pub use report::{EXIT_SIGNATURE_NOT_CHECKED, Outcome, Report, Status};
 
@@ -64,6 +72,8 @@ impl Expectations {
     }
 }
 
+// Each bool is an independent command-line switch.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Clone, Debug, Default)]
 pub struct VerifyOptions {
     pub input: Option<PathBuf>,
@@ -72,6 +82,18 @@ pub struct VerifyOptions {
     pub collateral: Option<PathBuf>,
     pub app_compose: Option<PathBuf>,
     pub now: u64,
+    /// `--now` was given (else `now` is the current time).
+    pub now_given: bool,
+    /// Collateral only from `--collateral`, the input or the cache: no network.
+    pub offline: bool,
+    /// The PCCS to fetch from instead of Intel's PCS.
+    pub pccs_url: Option<String>,
+    /// CA certificates (PEM) trusted for the PCS/PCCS's TLS besides the web roots.
+    pub pccs_ca_file: Option<PathBuf>,
+    /// Where fetched collateral is cached instead of the XDG cache directory.
+    pub cache_dir: Option<PathBuf>,
+    /// Where the collateral used is written.
+    pub save_collateral: Option<PathBuf>,
     pub skip_dcap: bool,
     /// A log without any launcher event may pass (a boot before the launcher ran).
     pub allow_no_launch: bool,

@@ -6,7 +6,7 @@ use crate::tdx_quote::{QuoteError, TdQuote, signed_len};
 
 use super::input::Evidence;
 use super::report::{Measurements, Report};
-use super::{Expectations, VerifyOptions, collateral, dcap_explain, quote_text};
+use super::{Expectations, VerifyOptions, quote_text};
 
 pub fn check_quote(
     report: &mut Report,
@@ -50,77 +50,8 @@ pub fn check_quote(
         rtmr3: hex::encode(&quote.rtmr[3]),
         report_data: hex::encode(&quote.report_data),
     });
-    check_signature(report, evidence, options, signed);
+    super::dcap::check_signature(report, evidence, options, signed);
     Some(quote)
-}
-
-fn check_signature(
-    report: &mut Report,
-    evidence: &Evidence,
-    options: &VerifyOptions,
-    signed: &[u8],
-) {
-    if options.skip_dcap {
-        report.skip(
-            "quote.signature",
-            "--skip-dcap: the quote's signature and TCB were NOT verified; nothing here proves the quote came from a TDX machine (exit 3 at best)",
-        );
-        report.skip("quote.tcb_status", "--skip-dcap");
-        return;
-    }
-    let Some(value) = &evidence.collateral else {
-        report.fail(
-            "quote.signature",
-            "no collateral (pass --collateral FILE, or --skip-dcap to skip the signature check explicitly)",
-        );
-        report.skip("quote.tcb_status", "signature not verified");
-        return;
-    };
-    let collateral = match collateral::parse(value) {
-        Ok(collateral) => collateral,
-        Err(problem) => {
-            report.fail("quote.signature", problem);
-            report.skip("quote.tcb_status", "signature not verified");
-            return;
-        }
-    };
-    match dcap_qvl::verify::verify(signed, &collateral, options.now) {
-        Ok(verified) => {
-            report.signature_verified = true;
-            report.pass(
-                "quote.signature",
-                format!(
-                    "Intel DCAP: quote signature, certificate chain and collateral valid at {} (--now {})",
-                    dcap_explain::rfc3339(options.now),
-                    options.now
-                ),
-            );
-            let allowed = options.allowed_tcb.contains(&verified.status);
-            let advisories = if verified.advisory_ids.is_empty() {
-                "none".to_owned()
-            } else {
-                verified.advisory_ids.join(", ")
-            };
-            report.check(
-                "quote.tcb_status",
-                allowed,
-                format!(
-                    "{} (advisories: {advisories}; accepted: {})",
-                    verified.status,
-                    options.allowed_tcb.join(", ")
-                ),
-            );
-            report.tcb_status = Some(verified.status);
-            report.advisory_ids = verified.advisory_ids;
-        }
-        Err(error) => {
-            report.fail(
-                "quote.signature",
-                dcap_explain::explain(&collateral, options.now, &format!("{error:#}")),
-            );
-            report.skip("quote.tcb_status", "signature not verified");
-        }
-    }
 }
 
 /// Register values reported beside the quote must be the quote's.

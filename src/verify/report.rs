@@ -112,6 +112,8 @@ pub struct Report {
     pub launches: Vec<LaunchJson>,
     pub tcb_status: Option<String>,
     pub advisory_ids: Vec<String>,
+    /// Where the DCAP collateral came from and until when it is valid (`null` without DCAP).
+    pub collateral: Option<super::dcap::CollateralJson>,
     pub measurements: Option<Measurements>,
     pub events: Vec<EventJson>,
     /// The boot's app id (hex), for the verdict.

@@ -78,6 +78,7 @@ fn in_words(check: &Check) -> String {
     match name {
         "input" => format!("the input could not be read: {detail}"),
         "quote.structure" => format!("the quote is not readable: {detail}"),
+        "quote.collateral" => format!("no usable collateral to check the quote with: {detail}"),
         "quote.signature" => format!("the quote's signature did not verify: {detail}"),
         "quote.tcb_status" => format!("the platform's TCB status is not accepted: {detail}"),
         "tcb_info.registers" => {

@@ -10,12 +10,14 @@
 )]
 #![allow(dead_code)]
 
+pub mod collateral_run;
 pub mod fake_agent;
 pub mod fake_docker;
 pub mod fake_registry;
 pub mod forged_log;
 pub mod hub;
 pub mod next_agent;
+pub mod pcs;
 pub mod verdict;
 
 use std::collections::BTreeMap;

@@ -217,7 +217,8 @@ pub(super) enum Reply {
     },
 }
 
-pub(super) fn read_capped(response: ureq::Response, max: u64) -> Result<Vec<u8>, String> {
+/// Reads a response body, refusing one larger than `max` bytes.
+pub(crate) fn read_capped(response: ureq::Response, max: u64) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     response
         .into_reader()
