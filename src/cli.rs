@@ -133,6 +133,9 @@ pub struct VerifyArgs {
     /// A quote file (binary or hex) instead of INPUT
     #[arg(long, value_name = "FILE", conflicts_with = "input")]
     pub quote: Option<PathBuf>,
+    /// An accepted signer: the `identity` of `trusted-launcher.signer` (a certificate's email or URI, or key:sha256:HEX); each launch must have measured one of them (repeatable)
+    #[arg(long, value_name = "IDENTITY")]
+    pub expect_signer: Vec<String>,
     #[arg(
         long,
         value_name = "FILE",

@@ -9,6 +9,7 @@ use crate::image_launch::ImageLaunchError;
 use crate::launch::LaunchError;
 use crate::measure::MeasureError;
 use crate::registry::RegistryError;
+use crate::sigstore::SignatureError;
 use crate::watch::WatchError;
 
 /// Exit code for success.
@@ -42,6 +43,8 @@ pub enum Error {
     Compose(#[from] ComposeError),
     #[error(transparent)]
     Watch(#[from] WatchError),
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
 }
 
 impl Error {

@@ -18,7 +18,7 @@ use crate::measure::dstack_native::DEFAULT_RUNTIME_DIR;
 use crate::measure::tdx_sysfs::DEFAULT_RTMR3_PATH;
 use crate::measure::{
     self, BackendChoice, COMPOSE_EVENT, DEFAULT_EVENT_LOG, Event, MeasureError, MeasureSettings,
-    NEAR_IMAGE_EVENT, Session, contract_events,
+    NEAR_IMAGE_EVENT, SIGNER_EVENT, Session, contract_events,
 };
 use crate::platform::Platform;
 use crate::registry::{self, Credentials, Resolution};
@@ -161,6 +161,7 @@ fn refuse_unattested_default(config: &LaunchConfig, platform: Platform) -> Resul
 /// [`resolve`] for a config already loaded: the watch resolves the same attested config again
 /// against the approved list as it is now.
 pub fn resolve_config(config: LaunchConfig, log: &Logger) -> Result<Resolved, Error> {
+    let mut signer_event = None;
     let (target, approved) = match &config.workload {
         WorkloadSpec::Git(spec) => {
             let list = ApprovedList::load(spec.approved_list.as_deref(), spec.commit)?;
@@ -188,6 +189,8 @@ pub fn resolve_config(config: LaunchConfig, log: &Logger) -> Result<Resolved, Er
             }
             let digest = list.approve(spec.override_digest)?;
             let credentials = credentials(spec)?;
+            let signer =
+                crate::sigstore::image::verify(spec, digest.value(), credentials.clone(), log)?;
             let resolution = registry::resolve(
                 &spec.reference,
                 digest.value(),
@@ -216,6 +219,7 @@ pub fn resolve_config(config: LaunchConfig, log: &Logger) -> Result<Resolved, Er
                 credentials,
                 compose: Box::new(compose),
             };
+            signer_event = signer.map(|s| Event::new(SIGNER_EVENT, s.payload()));
             (target, approved)
         }
     };
@@ -226,10 +230,11 @@ pub fn resolve_config(config: LaunchConfig, log: &Logger) -> Result<Resolved, Er
             compose,
             ..
         } => {
-            let mut extra = vec![Event::new(
+            let mut extra: Vec<Event> = signer_event.into_iter().collect();
+            extra.push(Event::new(
                 COMPOSE_EVENT,
                 format!("sha256:{}", compose.sha256()),
-            )];
+            ));
             if spec.near_compat {
                 extra.push(Event::new(
                     NEAR_IMAGE_EVENT,

@@ -26,6 +26,7 @@ pub mod measure;
 pub mod plan;
 pub mod platform;
 pub mod registry;
+pub mod sigstore;
 pub mod strict_json;
 pub mod subprocess;
 pub mod tdx_quote;
@@ -265,6 +266,7 @@ fn verify_options(args: VerifyArgs, event_log: Option<PathBuf>) -> Result<Verify
             workloads,
             configs,
             composes,
+            signers: args.expect_signer,
             compose_hash: fixed("--expect-compose-hash", args.expect_compose_hash)?,
             app_id: bytes("--expect-app-id", args.expect_app_id, 64)?,
             mrtd: fixed("--expect-mrtd", args.expect_mrtd)?,

@@ -13,6 +13,7 @@ mod near;
 mod problem;
 mod raw;
 mod relative_path;
+mod signature;
 mod toml;
 mod workload_config;
 
@@ -148,6 +149,8 @@ pub struct ImageSpec {
     pub service: ServiceSpec,
     /// `[image.workload_config]`: a config file for the workload, written before `ready`.
     pub workload_config: Option<WorkloadConfigSpec>,
+    /// `[image.signature]`: the image runs only with a signature this policy accepts.
+    pub signature: Option<crate::sigstore::SignaturePolicy>,
 }
 
 /// `[image] watch_interval` and `watch_switch`: re-read the approved list every `interval`;

@@ -72,6 +72,8 @@ pub struct RawImage {
     pub watch_interval: Option<Located<String>>,
     pub watch_switch: Option<Located<bool>>,
     pub workload_config: Option<RawWorkloadConfig>,
+    /// `[image.signature]`.
+    pub signature: Option<super::signature::RawSignature>,
 }
 
 /// `[image.workload_config]` as written; `content` is opaque.

@@ -98,6 +98,7 @@ pub fn parse(text: &str) -> (RawConfig, Vec<Problem>) {
         }
         if let Some(raw_image) = raw.image.as_mut() {
             raw_image.workload_config = reader.workload_config(&mut image);
+            raw_image.signature = reader.signature(&mut image);
         }
         reader.unknown_keys(image, "image.");
     }
@@ -180,12 +181,16 @@ impl<'de> Reader<'de, '_> {
         None
     }
 
-    fn section(&mut self, root: &mut Table<'de>, name: &'static str) -> Option<Table<'de>> {
+    pub(super) fn section(
+        &mut self,
+        root: &mut Table<'de>,
+        name: &'static str,
+    ) -> Option<Table<'de>> {
         let mut value = root.remove(name)?;
         self.table(&mut value, name)
     }
 
-    fn string(
+    pub(super) fn string(
         &mut self,
         table: &mut Table<'de>,
         name: &str,
@@ -210,7 +215,7 @@ impl<'de> Reader<'de, '_> {
         None
     }
 
-    fn boolean(
+    pub(super) fn boolean(
         &mut self,
         table: &mut Table<'de>,
         name: &str,

@@ -17,6 +17,9 @@ pub const WORKLOAD_EVENT: &str = "trusted-launcher.workload";
 /// `workload` and `ready` (and before any extra event such as NEAR's `mpc-image-digest`).
 pub const COMPOSE_EVENT: &str = "trusted-launcher.compose";
 pub const READY_EVENT: &str = "trusted-launcher.ready";
+/// With a signature policy only: the verified signer (`sigstore::Signer::payload`, compact
+/// JSON with sorted keys), right after `workload`.
+pub const SIGNER_EVENT: &str = "trusted-launcher.signer";
 
 /// One runtime event: a name and raw payload bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]

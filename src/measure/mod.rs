@@ -12,7 +12,7 @@ pub mod tdx_sysfs;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use event::{COMPOSE_EVENT, Event, NEAR_IMAGE_EVENT, contract_events};
+pub use event::{COMPOSE_EVENT, Event, NEAR_IMAGE_EVENT, SIGNER_EVENT, contract_events};
 pub use event_log::LocalEventLog;
 
 use crate::log::Logger;
