@@ -595,6 +595,22 @@ impl FakeRegistry {
             .insert(manifest.digest(), manifest.clone());
     }
 
+    /// Serves `manifest` under a tag as well (cosign's `sha256-<hex>.sig`, say).
+    pub fn push_tag(&self, tag: &str, manifest: &Blob) {
+        self.shared
+            .state()
+            .manifests
+            .insert(tag.to_owned(), manifest.clone());
+    }
+
+    /// Stores one blob (a signature payload, say).
+    pub fn push_blob(&self, blob: &Blob) {
+        self.shared
+            .state()
+            .blobs
+            .insert(blob.digest(), blob.clone());
+    }
+
     /// Stores the image's manifest, config and layer.
     pub fn push_image(&self, image: &Image) {
         self.push_manifest(&image.manifest);
