@@ -194,7 +194,7 @@ fn a_key_signature_with_its_rekor_entry_passes_and_another_key_is_refused() {
         .run(&format!("[image.signature]\npublic_key = \"{other}\"\n"))
         .fails(
             1,
-            "verifies under the policy: layer 1: Rekor: the entry records a different signer",
+            ".sig layer 1: Rekor: the entry records a different signer",
         );
     assert!(!setup.resolution_started());
     setup.nothing_done();
@@ -215,10 +215,16 @@ fn another_identity_or_issuer_is_refused_with_nothing_done() {
         let setup = signed(FULCIO, |_| {});
         let run = setup.run(&policy);
         run.fails(1, reason);
-        assert!(run.stderr.contains(&format!(
-            "no signature at {}:sha256-",
-            setup.registry.reference()
-        )));
+        assert!(
+            run.stderr.contains(&format!(
+                "{}@{}: no signature verifies under [image.signature], so it is not started: {}.sig layer 1: ",
+                setup.registry.reference(),
+                setup.digest,
+                setup.digest.replace(':', "-")
+            )),
+            "{}",
+            run.stderr
+        );
         assert!(!setup.resolution_started(), "refused before resolution");
         setup.nothing_done();
     }
@@ -311,8 +317,9 @@ fn an_unsigned_image_runs_without_a_policy_and_is_refused_with_one() {
     run(KEYLESS).fails(
         1,
         &format!(
-            "no signature at {}:sha256-{}.sig (the registry has no such tag); the signature policy requires one",
+            "{}@{}: no signature verifies under [image.signature], so it is not started: no sha256-{}.sig tag; no Sigstore bundle among its referrers",
             registry.reference(),
+            image.digest(),
             image.digest_hex()
         ),
     );

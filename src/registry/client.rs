@@ -140,6 +140,12 @@ impl Client {
         self.fetch_reference("manifests", tag, None)
     }
 
+    /// GETs `/v2/<repository>/referrers/<digest>` (OCI distribution 1.1): an index of the
+    /// manifests whose `subject` is `digest`; only size-capped, like a tag.
+    pub fn referrers(&mut self, digest: &ImageDigest) -> Result<Manifest, RegistryError> {
+        self.fetch_reference("referrers", &digest.to_string(), None)
+    }
+
     fn fetch(&mut self, kind: &str, digest: &ImageDigest) -> Result<Manifest, RegistryError> {
         self.fetch_reference(kind, &digest.to_string(), Some(digest))
     }

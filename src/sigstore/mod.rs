@@ -14,6 +14,7 @@
 //! of the signature with that certificate), and RFC 3161 timestamps (a Rekor v1 entry is
 //! required instead).
 
+pub mod bundle;
 pub mod certificate;
 pub mod cosign;
 pub mod encoding;
@@ -38,18 +39,10 @@ const MAX_TRUSTED_ROOT_BYTES: u64 = 1024 * 1024;
 pub enum SignatureError {
     #[error("cannot read trusted root {path} (image.signature.trusted_root): {detail}")]
     TrustedRoot { path: String, detail: String },
-    #[error("{image}: no signature at {location} ({detail}); the signature policy requires one")]
-    Missing {
-        image: String,
-        location: String,
-        detail: String,
-    },
-    #[error("{image}: no signature at {location} verifies under the policy: {reasons}")]
-    Refused {
-        image: String,
-        location: String,
-        reasons: String,
-    },
+    #[error(
+        "{image}: no signature verifies under [image.signature], so it is not started: {reasons}"
+    )]
+    Refused { image: String, reasons: String },
 }
 
 /// The policy's trusted root: the file it names, or the built-in public-good root.
