@@ -326,8 +326,7 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
             let mut session = Session::start(backend, events, log)?;
             session.measure_before_ready(log)?;
 
-            let repo_url = git_launch::absolute_repo_url(&spec.repo_url);
-            let checkout = git::checkout(&repo_url, &spec.work_dir, &commit, log)?;
+            let checkout = checkout_signed(&spec, &commit, &mut session, log)?;
             let mut prepared = git_launch::prepare(&spec, &checkout, &bash, options.platform, log)?;
             // Last look before `ready`: what INSTALL_CMD or a writer did since verification.
             git_launch::recheck(&prepared, &checkout, options.platform, log)?;
@@ -397,6 +396,20 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
 }
 
 /// Command-line flags win over the config's `[measurement]`.
+/// The verified checkout; with `[git.signature]`, its signer verified and measured before
+/// anything from it runs.
+fn checkout_signed(
+    spec: &GitSpec,
+    commit: &Approved<CommitId>,
+    session: &mut Session,
+    log: &Logger,
+) -> Result<git::VerifiedCheckout, Error> {
+    let repo_url = git_launch::absolute_repo_url(&spec.repo_url);
+    let checkout = git::checkout(&repo_url, &spec.work_dir, commit, log)?;
+    crate::sigstore::commit::measure_signer(spec, &checkout, session, log)?;
+    Ok(checkout)
+}
+
 fn measure_settings(options: &Options, spec: &MeasurementSpec) -> MeasureSettings {
     MeasureSettings {
         platform: options.platform,

@@ -64,7 +64,7 @@ struct EventJson<'a> {
 fn expected_signer(resolved: &Resolved) -> Option<serde_json::Value> {
     match &resolved.target {
         Target::Image { spec, .. } => spec.signature.as_ref().map(|p| p.signer.expected_json()),
-        Target::Git { .. } => None,
+        Target::Git { spec, .. } => spec.signature.as_ref().map(|p| p.signer.expected_json()),
     }
 }
 

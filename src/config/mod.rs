@@ -224,6 +224,8 @@ pub struct GitSpec {
     pub env: Vec<(String, String)>,
     /// Longest `INSTALL_CMD` may run; then its whole process group is killed.
     pub install_timeout: Duration,
+    /// `[git.signature]`: the commit runs only with a gitsign signature this policy accepts.
+    pub signature: Option<crate::sigstore::SignaturePolicy>,
 }
 
 /// How the workload is started inside the checkout.

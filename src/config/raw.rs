@@ -36,6 +36,8 @@ pub struct RawConfig {
     pub install_timeout: Option<Located<String>>,
     /// Line of the `[git]` table (TOML); the line format is always git.
     pub git_section: Option<usize>,
+    /// `[git.signature]` (TOML only).
+    pub git_signature: Option<super::signature::RawSignature>,
     pub image: Option<RawImage>,
 }
 

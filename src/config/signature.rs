@@ -1,6 +1,6 @@
-//! `[image.signature]`: who must have signed the image (a cosign key, or a keyless Fulcio
-//! identity) and the trusted root it is checked against. TOML only: the line format is
-//! git-launcher's, which has no image mode.
+//! `[image.signature]` / `[git.signature]`: who must have signed the workload (a cosign
+//! key, or a keyless Fulcio identity) and the trusted root it is checked against. TOML only:
+//! git-launcher's line format has no nested tables, and its keys stay git-launcher's.
 
 use std::path::PathBuf;
 
@@ -16,7 +16,58 @@ use crate::sigstore::{Identity, SignaturePolicy, SignerPolicy};
 /// A PEM public key is a few hundred bytes.
 const MAX_KEY_BYTES: u64 = 64 * 1024;
 
-/// `[image.signature]` as written.
+/// The spelling of each key in one section.
+#[derive(Clone, Copy, Debug)]
+pub struct SignatureKeys {
+    pub prefix: &'static str,
+    pub section: &'static str,
+    pub public_key: &'static str,
+    pub issuer: &'static str,
+    pub identity: &'static str,
+    pub identity_regex: &'static str,
+    pub trusted_root: &'static str,
+    pub transparency_log: &'static str,
+    pub transparency_log_false: &'static str,
+    pub one_identity: &'static str,
+    pub no_identity_with_key: &'static str,
+    pub one_signer: &'static str,
+    pub keyless_needs_log: &'static str,
+}
+
+pub const IMAGE_KEYS: SignatureKeys = SignatureKeys {
+    prefix: "image.signature.",
+    section: "[image.signature]",
+    public_key: "image.signature.public_key",
+    issuer: "image.signature.issuer",
+    identity: "image.signature.identity",
+    identity_regex: "image.signature.identity_regex",
+    trusted_root: "image.signature.trusted_root",
+    transparency_log: "image.signature.transparency_log",
+    transparency_log_false: "image.signature.transparency_log = false",
+    one_identity: "exactly one of image.signature.identity and image.signature.identity_regex",
+    no_identity_with_key: "no image.signature.issuer, identity or identity_regex (a key or a keyless identity, not both)",
+    one_signer: "image.signature.public_key, or image.signature.issuer with identity or identity_regex",
+    keyless_needs_log: "image.signature.public_key (a keyless certificate is checked at its transparency-log time)",
+};
+
+/// gitsign signatures are keyless: `public_key` is refused for commits.
+pub const GIT_KEYS: SignatureKeys = SignatureKeys {
+    prefix: "git.signature.",
+    section: "[git.signature]",
+    public_key: "git.signature.public_key",
+    issuer: "git.signature.issuer",
+    identity: "git.signature.identity",
+    identity_regex: "git.signature.identity_regex",
+    trusted_root: "git.signature.trusted_root",
+    transparency_log: "git.signature.transparency_log",
+    transparency_log_false: "git.signature.transparency_log = false",
+    one_identity: "exactly one of git.signature.identity and git.signature.identity_regex",
+    no_identity_with_key: "git.signature.issuer with identity or identity_regex instead (commits are checked by gitsign's keyless signatures only)",
+    one_signer: "git.signature.issuer with identity or identity_regex",
+    keyless_needs_log: "a key, which commits do not have (a gitsign signature is checked at its transparency-log time)",
+};
+
+/// `[image.signature]` / `[git.signature]` as written.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RawSignature {
     pub line: usize,
@@ -29,34 +80,34 @@ pub struct RawSignature {
 }
 
 impl<'de> Reader<'de, '_> {
-    /// Reads `[image.signature]` out of the image table.
-    pub(super) fn signature(&mut self, image: &mut Table<'de>) -> Option<RawSignature> {
-        let line = image.get("signature").map(|v| self.line(v))?;
-        let mut section = self.section(image, "signature")?;
+    /// Reads the `signature` table out of its section's table.
+    pub(super) fn signature(
+        &mut self,
+        parent: &mut Table<'de>,
+        keys: &SignatureKeys,
+    ) -> Option<RawSignature> {
+        let line = parent.get("signature").map(|v| self.line(v))?;
+        let mut section = self.section(parent, "signature")?;
         let raw = RawSignature {
             line,
-            public_key: self.string(&mut section, "public_key", "image.signature.public_key"),
-            issuer: self.string(&mut section, "issuer", "image.signature.issuer"),
-            identity: self.string(&mut section, "identity", "image.signature.identity"),
-            identity_regex: self.string(
-                &mut section,
-                "identity_regex",
-                "image.signature.identity_regex",
-            ),
-            trusted_root: self.string(&mut section, "trusted_root", "image.signature.trusted_root"),
-            transparency_log: self.boolean(
-                &mut section,
-                "transparency_log",
-                "image.signature.transparency_log",
-            ),
+            public_key: self.string(&mut section, "public_key", keys.public_key),
+            issuer: self.string(&mut section, "issuer", keys.issuer),
+            identity: self.string(&mut section, "identity", keys.identity),
+            identity_regex: self.string(&mut section, "identity_regex", keys.identity_regex),
+            trusted_root: self.string(&mut section, "trusted_root", keys.trusted_root),
+            transparency_log: self.boolean(&mut section, "transparency_log", keys.transparency_log),
         };
-        self.unknown_keys(section, "image.signature.");
+        self.unknown_keys(section, keys.prefix);
         Some(raw)
     }
 }
 
 /// Checks the policy: a key, or an issuer with exactly one of `identity` / `identity_regex`.
-pub(super) fn validate(raw: RawSignature, check: &mut Checker<'_>) -> Option<SignaturePolicy> {
+pub(super) fn validate(
+    raw: RawSignature,
+    keys: &SignatureKeys,
+    check: &mut Checker<'_>,
+) -> Option<SignaturePolicy> {
     let before = check.problems.len();
     let key = raw.public_key.and_then(|v| public_key(check, &v));
     let issuer = raw.issuer.and_then(|v| check.non_empty(v));
@@ -68,7 +119,7 @@ pub(super) fn validate(raw: RawSignature, check: &mut Checker<'_>) -> Option<Sig
         check.push(
             regex.line,
             ProblemKind::Syntax {
-                detail: format!("image.signature.identity_regex is not a regular expression: {e}"),
+                detail: format!("{} is not a regular expression: {e}", keys.identity_regex),
             },
         );
     }
@@ -81,7 +132,9 @@ pub(super) fn validate(raw: RawSignature, check: &mut Checker<'_>) -> Option<Sig
         check.push(line, ProblemKind::Requires { key, needs });
     };
     let signer = match (key, issuer, identity, regex) {
-        (Some(key), None, None, None) => Some(SignerPolicy::Key(key)),
+        (Some(key), None, None, None) if keys.prefix == IMAGE_KEYS.prefix => {
+            Some(SignerPolicy::Key(key))
+        }
         (None, Some(issuer), Some(identity), None) => Some(SignerPolicy::Keyless {
             issuer: issuer.value,
             identity: Identity::Exact(identity.value),
@@ -91,36 +144,21 @@ pub(super) fn validate(raw: RawSignature, check: &mut Checker<'_>) -> Option<Sig
             identity: Identity::Regex(regex.value),
         }),
         (None, Some(issuer), _, _) => {
-            requires(
-                check,
-                issuer.line,
-                "image.signature.issuer",
-                "exactly one of image.signature.identity and image.signature.identity_regex",
-            );
+            requires(check, issuer.line, keys.issuer, keys.one_identity);
             None
         }
         (None, None, Some(Located { line, key, .. }), _)
         | (None, None, None, Some(Located { line, key, .. })) => {
-            requires(check, line, key, "image.signature.issuer");
+            requires(check, line, key, keys.issuer);
             None
         }
         (Some(_), ..) => {
-            requires(
-                check,
-                raw.line,
-                "image.signature.public_key",
-                "no image.signature.issuer, identity or identity_regex (a key or a keyless identity, not both)",
-            );
+            requires(check, raw.line, keys.public_key, keys.no_identity_with_key);
             None
         }
         (None, None, None, None) => {
             if check.problems.len() == before {
-                requires(
-                    check,
-                    raw.line,
-                    "[image.signature]",
-                    "image.signature.public_key, or image.signature.issuer with identity or identity_regex",
-                );
+                requires(check, raw.line, keys.section, keys.one_signer);
             }
             None
         }
@@ -129,8 +167,8 @@ pub(super) fn validate(raw: RawSignature, check: &mut Checker<'_>) -> Option<Sig
         requires(
             check,
             raw.line,
-            "image.signature.transparency_log = false",
-            "image.signature.public_key (a keyless certificate is checked at its transparency-log time)",
+            keys.transparency_log_false,
+            keys.keyless_needs_log,
         );
     }
     if check.problems.len() > before {
@@ -293,5 +331,61 @@ mod tests {
             assert_eq!(problems.len(), 1, "{section}: {problems:?}");
             assert!(problems[0].starts_with(expected), "{section}: {problems:?}");
         }
+    }
+
+    fn git_policy(section: &str) -> Result<Option<SignaturePolicy>, Vec<String>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[git]\nrepo = \"https://github.com/o/r\"\ncommit = \"{}\"\nwork_dir = \"/w\"\n{section}",
+                "a".repeat(40)
+            ),
+        )
+        .unwrap();
+        let config: LaunchConfig = load(&path, None).map_err(|e| {
+            e.lines()
+                .into_iter()
+                .map(|l| l.replace(&path.display().to_string(), "c.toml"))
+                .collect::<Vec<_>>()
+        })?;
+        match config.workload {
+            WorkloadSpec::Git(spec) => Ok(spec.signature),
+            WorkloadSpec::Image(_) => panic!("not a git config"),
+        }
+    }
+
+    #[test]
+    fn git_policies_are_keyless_only() {
+        assert_eq!(git_policy("").unwrap(), None);
+        let policy = git_policy(
+            "[git.signature]\nissuer = \"https://accounts.google.com\"\nidentity_regex = \".*@chainguard\\\\.dev\"\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            policy.signer,
+            SignerPolicy::Keyless {
+                issuer: "https://accounts.google.com".into(),
+                identity: Identity::Regex(r".*@chainguard\.dev".into()),
+            }
+        );
+        let key = git_policy(&format!(
+            "[git.signature]\npublic_key = \"\"\"\n{KEY}\"\"\"\n"
+        ));
+        assert_eq!(
+            key.unwrap_err(),
+            [
+                "c.toml:5: git.signature.public_key requires git.signature.issuer with identity or identity_regex instead (commits are checked by gitsign's keyless signatures only)"
+            ]
+        );
+        assert_eq!(
+            git_policy("[git.signature]\nissuer = \"i\"\nsubject = \"x\"\n")
+                .unwrap_err()
+                .len(),
+            2,
+            "an incomplete policy and an unknown key"
+        );
     }
 }

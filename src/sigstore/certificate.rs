@@ -127,7 +127,7 @@ fn tbs_bytes(cert: &[u8]) -> Option<&[u8]> {
 }
 
 /// Splits one DER TLV at the start of `bytes`: (the whole TLV, its content).
-fn tlv(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+pub(super) fn tlv(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     let first = *bytes.get(1)?;
     let (header, length) = if first < 0x80 {
         (2, usize::from(first))

@@ -16,8 +16,10 @@
 
 pub mod bundle;
 pub mod certificate;
+pub mod commit;
 pub mod cosign;
 pub mod encoding;
+pub mod gitsign;
 pub mod image;
 pub mod key;
 pub mod policy;
@@ -37,12 +39,16 @@ const MAX_TRUSTED_ROOT_BYTES: u64 = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignatureError {
-    #[error("cannot read trusted root {path} (image.signature.trusted_root): {detail}")]
+    #[error("cannot read trusted root {path} (signature.trusted_root): {detail}")]
     TrustedRoot { path: String, detail: String },
     #[error(
         "{image}: no signature verifies under [image.signature], so it is not started: {reasons}"
     )]
     Refused { image: String, reasons: String },
+    #[error(
+        "commit {commit}: its gitsign signature does not verify under [git.signature], so it is not started: {reason}"
+    )]
+    CommitRefused { commit: String, reason: String },
 }
 
 /// The policy's trusted root: the file it names, or the built-in public-good root.
