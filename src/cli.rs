@@ -121,7 +121,7 @@ pub enum Command {
 /// entries are appended to the input's log (the tdx-sysfs case), with `--quote` it is the log.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Every launch attempt in the log must be accepted: with several --expect-commit/--expect-image (or --expect-file) values, each launch's workload must be one of them; likewise its config (--expect-config-sha256) and, for an image launch, its compose digest (--expect-compose-sha256).\n\
+    after_help = "Every launch attempt in the log must be accepted: with several --expect-commit/--expect-image (or --expect-file) values, each launch's workload must be one of them; likewise its config (--expect-config-sha256), for an image launch its compose digest (--expect-compose-sha256), and its measured signer (--expect-signer: a launch without trusted-launcher.signer fails).\n\
 Boot events (app-id, compose-hash, instance-id, key-provider, os-image-hash, ...) are read only up to system-ready; --expect-event with a boot event name checks that boot value, with any other name the one event of that name after system-ready (none or several fail).\n\
 Exit codes: 0 the quote's signature was verified (DCAP), the log shows at least one complete launch, and every check passed; 3 every check passed but the signature was NOT checked (--skip-dcap); 1 a check failed; 2 usage error. `ok` in --json is true only with exit 0."
 )]
