@@ -86,6 +86,38 @@ fn conformance_message_signatures_v01_and_v03_pass_with_the_beacon_identity() {
     }
 }
 
+/// sigstore-conformance's managed-key case: a key-based hashedrekord bundle (a `publicKey`
+/// hint, no certificate), verified with `key.pub` as the conformance README prescribes.
+#[test]
+fn a_key_based_bundle_passes_with_its_key_only() {
+    let bundle = read("conformance.managed-key-happy-path.sigstore.json");
+    let bytes = a_txt();
+    let key_policy = |file: &str| SignaturePolicy {
+        signer: SignerPolicy::Key(
+            super::super::key::PublicKey::from_pem(&String::from_utf8(read(file)).unwrap())
+                .unwrap(),
+        ),
+        trusted_root: None,
+        transparency_log: true,
+    };
+    let signer = check(
+        &bundle,
+        &file_artifact(&bytes),
+        &key_policy("conformance.managed-key-happy-path.key.pub"),
+    )
+    .unwrap();
+    assert!(signer.identity.starts_with("key:sha256:"));
+    assert_eq!(
+        check(&bundle, &file_artifact(&bytes), &key_policy("cosign.pub")).unwrap_err(),
+        "Rekor: the entry records a different signer"
+    );
+    // A keyless policy needs a certificate, which a key-based bundle does not have.
+    assert_eq!(
+        check(&bundle, &file_artifact(&bytes), &policy(GHA, BEACON)).unwrap_err(),
+        "the bundle has no certificate for a keyless policy"
+    );
+}
+
 #[test]
 fn a_message_signature_needs_the_artifacts_own_bytes() {
     let bundle = read("conformance.happy-path-v0.3.sigstore.json");
