@@ -47,15 +47,24 @@ pub fn verify(
             leaf.tbs_certificate().validity().not_after
         ));
     }
-    let chained = root
+    let issuer = root
         .authorities
         .iter()
         .filter(|ca| ca.valid.contains(time))
-        .any(|ca| chains(leaf_der, &ca.chain, time));
-    if !chained {
-        return Err(format!(
-            "the certificate does not chain to a Fulcio CA of the trusted root valid at {time}"
-        ));
+        .find(|ca| chains(leaf_der, &ca.chain, time))
+        .and_then(|ca| ca.chain.first())
+        .ok_or_else(|| {
+            format!(
+                "the certificate does not chain to a Fulcio CA of the trusted root valid at {time}"
+            )
+        })?;
+    // A root without CT logs (GitHub's, a private one) has no SCT to check against.
+    if !root.ct_logs.is_empty() {
+        let issuer_spki = Certificate::from_der(issuer)
+            .ok()
+            .and_then(|c| c.tbs_certificate().subject_public_key_info().to_der().ok())
+            .ok_or("unreadable issuer certificate")?;
+        super::sct::verify(leaf_der, &issuer_spki, root)?;
     }
     let eku = leaf
         .tbs_certificate()

@@ -10,9 +10,9 @@
 //! chain to a Fulcio CA of the trusted root at the integrated time (never the wall clock:
 //! Fulcio leaves live 10 minutes), code-signing use, and the policy's issuer and identity;
 //! the signature over the exact payload; and the payload's digest against the approved one.
-//! Not checked: the certificate's embedded SCT (the Rekor entry already proves publication
-//! of the signature with that certificate), and RFC 3161 timestamps (a Rekor v1 entry is
-//! required instead).
+//! For a certificate, one embedded SCT must verify with a CT log of the trusted root (when
+//! the root lists any). Not checked: RFC 3161 timestamps (a Rekor v1 entry is required
+//! instead) and inclusion proofs (the SET is the log's promise).
 
 pub mod bundle;
 pub mod certificate;
@@ -24,6 +24,7 @@ pub mod image;
 pub mod key;
 pub mod policy;
 pub mod rekor;
+pub mod sct;
 pub mod trusted_root;
 
 use std::path::Path;

@@ -52,6 +52,8 @@ pub struct CertificateAuthority {
 pub struct TrustedRoot {
     pub sha256: String,
     pub logs: Vec<Log>,
+    /// Certificate Transparency logs: the keys of the SCTs Fulcio embeds.
+    pub ct_logs: Vec<Log>,
     pub authorities: Vec<CertificateAuthority>,
 }
 
@@ -61,6 +63,8 @@ struct RawRoot {
     media_type: String,
     #[serde(default)]
     tlogs: Vec<RawLog>,
+    #[serde(default)]
+    ctlogs: Vec<RawLog>,
     #[serde(default)]
     certificate_authorities: Vec<RawAuthority>,
 }
@@ -121,6 +125,26 @@ impl RawWindow {
     }
 }
 
+/// Transparency or CT logs: key, id, validity.
+fn parse_logs(raw: &[RawLog], kind: &str) -> Result<Vec<Log>, String> {
+    let mut logs = Vec::new();
+    for log in raw {
+        let der = base64_decode(&log.public_key.raw_bytes)
+            .ok_or_else(|| format!("a {kind} publicKey is not base64"))?;
+        let key = PublicKey::from_spki_der(&der)
+            .ok_or_else(|| format!("a {kind} publicKey is not a P-256, P-384 or Ed25519 key"))?;
+        let id: [u8; 32] = base64_decode(&log.log_id.key_id)
+            .and_then(|id| id.try_into().ok())
+            .ok_or_else(|| format!("a {kind} logId is not 32 base64 bytes"))?;
+        logs.push(Log {
+            id,
+            key,
+            valid: log.public_key.valid_for.parse()?,
+        });
+    }
+    Ok(logs)
+}
+
 impl TrustedRoot {
     /// Parses a trusted root; every log key and CA certificate must decode.
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
@@ -134,21 +158,8 @@ impl TrustedRoot {
                 raw.media_type
             ));
         }
-        let mut logs = Vec::new();
-        for log in &raw.tlogs {
-            let der =
-                base64_decode(&log.public_key.raw_bytes).ok_or("a tlog publicKey is not base64")?;
-            let key = PublicKey::from_spki_der(&der)
-                .ok_or("a tlog publicKey is not a P-256, P-384 or Ed25519 key")?;
-            let id: [u8; 32] = base64_decode(&log.log_id.key_id)
-                .and_then(|id| id.try_into().ok())
-                .ok_or("a tlog logId is not 32 base64 bytes")?;
-            logs.push(Log {
-                id,
-                key,
-                valid: log.public_key.valid_for.parse()?,
-            });
-        }
+        let logs = parse_logs(&raw.tlogs, "tlog")?;
+        let ct_logs = parse_logs(&raw.ctlogs, "ctlog")?;
         let mut authorities = Vec::new();
         for ca in &raw.certificate_authorities {
             let chain = ca
@@ -168,6 +179,7 @@ impl TrustedRoot {
         Ok(Self {
             sha256: hex::encode(&Sha256::digest(bytes)),
             logs,
+            ct_logs,
             authorities,
         })
     }
