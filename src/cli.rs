@@ -169,7 +169,7 @@ pub enum Command {
 /// `verify`'s arguments.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Every launch attempt in the log must be accepted: with several --expect-commit/--expect-image (or --expect-file, --plan) values, each launch's workload must be one of them; likewise its config (--expect-config-sha256) and, for an image launch, its compose digest (--expect-compose-sha256).\n\
+    after_help = "Every launch attempt in the log must be accepted: with several --expect-commit/--expect-image (or --expect-file, --plan) values, each launch's workload must be one of them; likewise its config (--expect-config-sha256), for an image launch its compose digest (--expect-compose-sha256), and its measured signer (--expect-signer: a launch without trusted-launcher.signer fails).\n\
 Boot events (app-id, compose-hash, instance-id, key-provider, os-image-hash, ...) are read only up to system-ready; --expect-event with a boot event name checks that boot value, with any other name the one event of that name after system-ready (none or several fail).\n\
 The first line of the report is the verdict: `VERIFIED: runs ...` or `NOT VERIFIED: <the first failing check>`.\n\
 Exit codes: 0 the quote's signature was verified (DCAP), the log shows at least one complete launch, and every check passed; 3 every check passed but the signature was NOT checked (--skip-dcap); 1 a check failed; 2 usage error. `ok` in --json is true only with exit 0."
@@ -187,6 +187,10 @@ pub struct VerifyArgs {
     /// The event log to check (read, never written): a JSON array or JSON lines such as the launcher's own log; with INPUT its entries are appended to INPUT's log (the tdx-sysfs case), with --quote it is the log
     #[arg(long, value_name = "FILE")]
     pub event_log: Option<PathBuf>,
+
+    /// An accepted signer: the `identity` of `trusted-launcher.signer` (a certificate's email or URI, or key:sha256:HEX); each launch must have measured one of them (repeatable)
+    #[arg(long, value_name = "IDENTITY")]
+    pub expect_signer: Vec<String>,
     #[arg(
         long,
         value_name = "FILE",

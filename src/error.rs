@@ -10,6 +10,7 @@ use crate::launch::image::ImageLaunchError;
 use crate::launch::watch::WatchError;
 use crate::measure::MeasureError;
 use crate::registry::RegistryError;
+use crate::sigstore::SignatureError;
 
 /// Exit code for success.
 pub const EXIT_OK: i32 = 0;
@@ -42,6 +43,8 @@ pub enum Error {
     Compose(#[from] ComposeError),
     #[error(transparent)]
     Watch(#[from] WatchError),
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
 }
 
 impl Error {

@@ -25,6 +25,7 @@ pub mod measure;
 pub mod plan;
 pub mod platform;
 pub mod registry;
+pub mod sigstore;
 pub mod stop_signal;
 pub mod strict_json;
 pub mod subprocess;
@@ -250,6 +251,7 @@ fn verify_options(args: VerifyArgs) -> Result<VerifyOptions, Error> {
             .collect(),
         configs: args.expect_config_sha256,
         composes: args.expect_compose_sha256,
+        signers: args.expect_signer,
         compose_hash: args.expect_compose_hash,
         app_id: args.expect_app_id,
         mrtd: args.expect_mrtd,

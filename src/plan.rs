@@ -22,6 +22,10 @@ struct PlanJson<'a> {
     /// the `trusted-launcher.compose` digest.
     #[serde(skip_serializing_if = "Option::is_none")]
     compose: Option<ComposeJson<'a>>,
+    /// With a signature policy: the signer it requires (`identity` or `identity_regex`, and
+    /// `issuer` for keyless); the verified one is the `trusted-launcher.signer` event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signer: Option<serde_json::Value>,
     events: Vec<EventJson<'a>>,
 }
 
@@ -55,6 +59,14 @@ struct EventJson<'a> {
     event: &'a str,
     event_payload: String,
     digest: String,
+}
+
+/// The signer the config's signature policy requires, if it sets one.
+fn expected_signer(resolved: &Resolved) -> Option<serde_json::Value> {
+    match &resolved.target {
+        Target::Image { spec, .. } => spec.signature.as_ref().map(|p| p.signer.expected_json()),
+        Target::Git { spec, .. } => spec.signature.as_ref().map(|p| p.signer.expected_json()),
+    }
 }
 
 /// Renders a resolved plan.
@@ -103,6 +115,7 @@ pub fn render(resolved: &Resolved, json: bool) -> String {
             repo,
             image,
             compose,
+            signer: expected_signer(resolved),
             events: resolved
                 .events
                 .iter()
@@ -134,6 +147,9 @@ pub fn render(resolved: &Resolved, json: bool) -> String {
             "image:    {} ({}, {})\nmanifest: {} (config {})",
             image.reference, image.kind, image.platform, image.manifest, image.config
         );
+    }
+    if let Some(signer) = expected_signer(resolved) {
+        let _ = writeln!(out, "signer:   {signer} (required by the signature policy)");
     }
     if let Some(compose) = &compose {
         let _ = writeln!(

@@ -53,6 +53,9 @@ pub(super) fn validate(
         .unwrap_or_default();
     let (pass_env, env) = environment(raw.pass_env, raw.env, &allow_env, keys, check);
     let install_timeout = check.seconds(raw.install_timeout, DEFAULT_INSTALL_TIMEOUT);
+    let signature = raw
+        .git_signature
+        .map(|s| super::signature::validate(s, &super::signature::GIT_KEYS, check));
 
     let launch = match (entrypoint, install, run) {
         (Some(entry), _, Some(run)) => {
@@ -100,6 +103,7 @@ pub(super) fn validate(
         pass_env,
         env,
         install_timeout: install_timeout?,
+        signature: signature.flatten(),
     })
 }
 

@@ -74,6 +74,9 @@ pub(super) fn validate(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSp
     let workload_config = raw
         .workload_config
         .map(|w| super::workload_config::validate(w, check));
+    let signature = raw
+        .signature
+        .map(|s| super::signature::validate(s, &super::signature::IMAGE_KEYS, check));
     if check.problems.len() > before {
         return None;
     }
@@ -103,6 +106,7 @@ pub(super) fn validate(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSp
             ..service
         },
         workload_config: workload_config.flatten(),
+        signature: signature.flatten(),
     })
 }
 

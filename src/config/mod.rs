@@ -15,6 +15,7 @@ mod near;
 mod problem;
 mod raw;
 mod relative_path;
+mod signature;
 mod toml;
 mod workload_config;
 
@@ -144,6 +145,8 @@ pub struct ImageSpec {
     pub service: ServiceSpec,
     /// `[image.workload_config]`: a config file for the workload, written before `ready`.
     pub workload_config: Option<WorkloadConfigSpec>,
+    /// `[image.signature]`: the image runs only with a signature this policy accepts.
+    pub signature: Option<crate::sigstore::SignaturePolicy>,
 }
 
 /// `[image] watch_interval` and `watch_switch`: re-read the approved list every `interval`;
@@ -217,6 +220,8 @@ pub struct GitSpec {
     pub env: Vec<(String, String)>,
     /// Longest `INSTALL_CMD` may run; then its whole process group is killed.
     pub install_timeout: Duration,
+    /// `[git.signature]`: the commit runs only with a gitsign signature this policy accepts.
+    pub signature: Option<crate::sigstore::SignaturePolicy>,
 }
 
 /// How the workload is started inside the checkout.

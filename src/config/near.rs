@@ -123,6 +123,7 @@ pub(super) fn parse(
         docker_host: DEFAULT_DOCKER_HOST.to_owned(),
         pull_timeout,
         watch: None,
+        signature: None,
         service: ServiceSpec {
             command: Some(
                 ["/app/mpc-node", "start-with-config-file", NODE_CONFIG_PATH]

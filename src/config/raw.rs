@@ -36,6 +36,8 @@ pub struct RawConfig {
     pub install_timeout: Option<Located<String>>,
     /// Line of the `[git]` table (TOML); the line format is always git.
     pub git_section: Option<usize>,
+    /// `[git.signature]` (TOML only).
+    pub git_signature: Option<super::signature::RawSignature>,
     pub image: Option<RawImage>,
 }
 
@@ -72,6 +74,8 @@ pub struct RawImage {
     pub watch_interval: Option<Located<String>>,
     pub watch_switch: Option<Located<bool>>,
     pub workload_config: Option<RawWorkloadConfig>,
+    /// `[image.signature]`.
+    pub signature: Option<super::signature::RawSignature>,
 }
 
 /// `[image.workload_config]` as written; `content` is opaque.

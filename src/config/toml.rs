@@ -63,6 +63,7 @@ pub fn parse(text: &str) -> (RawConfig, Vec<Problem>) {
         raw.pass_env = reader.strings(&mut git, "pass_env", KEYS.pass_env);
         raw.env = reader.string_map(&mut git, "env", "git.env");
         raw.install_timeout = reader.integer(&mut git, "install_timeout", KEYS.install_timeout);
+        raw.git_signature = reader.signature(&mut git, &super::signature::GIT_KEYS);
         reader.unknown_keys(git, "git.");
     }
     let image_line = root.get("image").map(|v| line_of(text, v.span.start));
@@ -98,6 +99,7 @@ pub fn parse(text: &str) -> (RawConfig, Vec<Problem>) {
         }
         if let Some(raw_image) = raw.image.as_mut() {
             raw_image.workload_config = reader.workload_config(&mut image);
+            raw_image.signature = reader.signature(&mut image, &super::signature::IMAGE_KEYS);
         }
         reader.unknown_keys(image, "image.");
     }
@@ -180,12 +182,16 @@ impl<'de> Reader<'de, '_> {
         None
     }
 
-    fn section(&mut self, root: &mut Table<'de>, name: &'static str) -> Option<Table<'de>> {
+    pub(super) fn section(
+        &mut self,
+        root: &mut Table<'de>,
+        name: &'static str,
+    ) -> Option<Table<'de>> {
         let mut value = root.remove(name)?;
         self.table(&mut value, name)
     }
 
-    fn string(
+    pub(super) fn string(
         &mut self,
         table: &mut Table<'de>,
         name: &str,
@@ -210,7 +216,7 @@ impl<'de> Reader<'de, '_> {
         None
     }
 
-    fn boolean(
+    pub(super) fn boolean(
         &mut self,
         table: &mut Table<'de>,
         name: &str,

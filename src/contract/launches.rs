@@ -11,10 +11,11 @@
 use std::ops::Range;
 
 use super::{
-    COMPOSE_EVENT, CONFIG_EVENT, LAUNCHER_PREFIX, READY_EVENT, SHA256_FORM, WORKLOAD_EVENT,
-    WORKLOAD_FORM, parse_sha256_payload, parse_workload_payload,
+    COMPOSE_EVENT, CONFIG_EVENT, LAUNCHER_PREFIX, READY_EVENT, SHA256_FORM, SIGNER_EVENT,
+    WORKLOAD_EVENT, WORKLOAD_FORM, parse_sha256_payload, parse_workload_payload,
 };
 use crate::measure::event::Event;
+use crate::sigstore::Signer;
 use crate::workload::Workload;
 
 /// One launch attempt: from a `config` event to its `ready`, or up to the next `config`.
@@ -27,6 +28,8 @@ pub struct Launch {
     pub config: [u8; 32],
     pub workload: Option<Workload>,
     pub compose: Option<[u8; 32]>,
+    /// The verified signer, when the launcher had a signature policy.
+    pub signer: Option<Signer>,
     /// Reached `ready`.
     pub complete: bool,
 }
@@ -68,16 +71,30 @@ enum Stage {
     Configured,
     GitNamed,
     ImageNamed,
+    /// `signer` (optional) right after `workload`.
+    GitSigned,
+    ImageSigned,
     Composed,
     Ready,
 }
 
+/// The `trusted-launcher.signer` payload's form, for errors.
+const SIGNER_FORM: &str = "compact JSON {\"identity\",\"issuer\",\"source_commit\",\"source_repository\",\"trusted_root\"} (sorted keys, absent ones omitted)";
+
 impl Stage {
+    /// After the optional `signer` event.
+    fn signed(self) -> Self {
+        match self {
+            Self::GitNamed => Self::GitSigned,
+            _ => Self::ImageSigned,
+        }
+    }
+
     fn expected(self) -> &'static str {
         match self {
             Self::Configured => WORKLOAD_EVENT,
-            Self::GitNamed | Self::Composed => READY_EVENT,
-            Self::ImageNamed => COMPOSE_EVENT,
+            Self::GitNamed | Self::GitSigned | Self::Composed => READY_EVENT,
+            Self::ImageNamed | Self::ImageSigned => COMPOSE_EVENT,
             Self::Ready => "nothing, or a new trusted-launcher.config",
         }
     }
@@ -135,6 +152,7 @@ pub fn attempts(events: &[Event]) -> Result<Vec<Launch>, LaunchError> {
                     config,
                     workload: None,
                     compose: None,
+                    signer: None,
                     complete: false,
                 },
                 Stage::Configured,
@@ -163,14 +181,20 @@ pub fn attempts(events: &[Event]) -> Result<Vec<Launch>, LaunchError> {
                     Workload::Image(_) => Stage::ImageNamed,
                 }
             }
-            (Stage::ImageNamed, COMPOSE_EVENT) => {
+            (Stage::GitNamed | Stage::ImageNamed, SIGNER_EVENT) => {
+                let signer = Signer::parse(&event.payload)
+                    .ok_or_else(|| payload_error(launch.number, SIGNER_FORM))?;
+                launch.signer = Some(signer);
+                stage.signed()
+            }
+            (Stage::ImageNamed | Stage::ImageSigned, COMPOSE_EVENT) => {
                 launch.compose = Some(
                     parse_sha256_payload(&event.payload)
                         .ok_or_else(|| payload_error(launch.number, SHA256_FORM))?,
                 );
                 Stage::Composed
             }
-            (Stage::GitNamed | Stage::Composed, READY_EVENT) => {
+            (Stage::GitNamed | Stage::GitSigned | Stage::Composed, READY_EVENT) => {
                 if !event.payload.is_empty() {
                     return Err(payload_error(launch.number, "an empty payload"));
                 }
@@ -407,7 +431,7 @@ mod tests {
             .approve(None)
             .unwrap();
         let near = vec![super::super::near_image_event(&approved)];
-        let one = super::super::events(&config, &approved.workload(), Some(&compose), near);
+        let one = super::super::events(&config, &approved.workload(), None, Some(&compose), near);
         let mut log = vec![Event::new("system-ready", Vec::new())];
         log.extend(one.clone());
         log.push(Event::new("app", b"after ready".to_vec()));
@@ -420,6 +444,7 @@ mod tests {
                 config: *config.as_bytes(),
                 workload: Some(Workload::Image(digest)),
                 compose: Some(*compose.as_bytes()),
+                signer: None,
                 complete: true,
             }]
         );
@@ -452,5 +477,51 @@ mod tests {
         // An unfinished last attempt runs to the end of the log.
         assert_eq!(last_launch(&events[..8]), events[5..8].to_vec());
         assert_eq!(read(&events[..8], Some(1)).unwrap()[2].events, 5..8);
+    }
+
+    #[test]
+    fn the_signer_event_follows_the_workload_in_either_mode() {
+        let signer = br#"{"identity":"mitr@redhat.com","issuer":"https://github.com/login/oauth"}"#;
+        let with = |names: &[&str], git: bool, signer_payload: &[u8]| {
+            let events: Vec<Event> = names
+                .iter()
+                .map(|n| {
+                    if *n == SIGNER_EVENT {
+                        Event::new(n, signer_payload.to_vec())
+                    } else {
+                        Event::new(n, payload(n, git))
+                    }
+                })
+                .collect();
+            read(&events, Some(1)).map_err(|e| e.to_string())
+        };
+        let image = with(&["system-ready", C, W, SIGNER_EVENT, K, R], false, signer).unwrap();
+        assert_eq!(
+            image[0].signer.as_ref().unwrap().identity,
+            "mitr@redhat.com"
+        );
+        assert!(image[0].complete);
+        let git = with(&["system-ready", C, W, SIGNER_EVENT, R], true, signer).unwrap();
+        assert!(git[0].signer.is_some());
+        // Not after compose, not twice, and only in its canonical form.
+        for names in [
+            &["system-ready", C, W, K, SIGNER_EVENT, R][..],
+            &["system-ready", C, W, SIGNER_EVENT, SIGNER_EVENT, K, R],
+        ] {
+            assert!(
+                with(names, false, signer)
+                    .unwrap_err()
+                    .contains("trusted-launcher.signer at RTMR3 event"),
+                "{names:?}"
+            );
+        }
+        let spaced = br#"{"identity": "mitr@redhat.com"}"#;
+        assert!(
+            with(&["system-ready", C, W, SIGNER_EVENT, K, R], false, spaced)
+                .unwrap_err()
+                .contains("has payload")
+        );
+        let no_signer = launches(&["system-ready", C, W, K, R], false).unwrap();
+        assert_eq!(no_signer[0].signer, None);
     }
 }

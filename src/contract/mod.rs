@@ -14,6 +14,7 @@ use crate::approval::Approved;
 use crate::digest::{ImageDigest, Sha256Digest};
 use crate::hex;
 use crate::measure::event::Event;
+use crate::sigstore::Signer;
 use crate::workload::Workload;
 
 /// Every event of the contract, and only those, carries this prefix.
@@ -26,6 +27,9 @@ pub const WORKLOAD_EVENT: &str = "trusted-launcher.workload";
 /// `workload` and `ready` (and before any extra event such as NEAR's `mpc-image-digest`).
 pub const COMPOSE_EVENT: &str = "trusted-launcher.compose";
 pub const READY_EVENT: &str = "trusted-launcher.ready";
+/// With a signature policy only: the verified signer ([`Signer::payload`], compact JSON with
+/// sorted keys), right after `workload`.
+pub const SIGNER_EVENT: &str = "trusted-launcher.signer";
 
 /// NEAR tee-launcher's event: the 32 raw bytes of the image digest it launched.
 pub const NEAR_IMAGE_EVENT: &str = "mpc-image-digest";
@@ -35,13 +39,15 @@ pub const SHA256_FORM: &str = "sha256:<64 lowercase hex>";
 /// How a `workload` payload is written, for error messages.
 pub const WORKLOAD_FORM: &str = "git:<40 or 64 lowercase hex> or oci:sha256:<64 lowercase hex>";
 
-/// The contract's events for one launch, in order: config, workload, the compose digest
-/// (image mode), any `extra` events (such as NEAR's `mpc-image-digest`), and `ready` last.
-/// Only an approved workload can be measured.
+/// The contract's events for one launch, in order: config, workload, the verified signer
+/// (with a signature policy; git mode adds it after the checkout instead, see
+/// [`signer_event`]), the compose digest (image mode), any `extra` events (such as NEAR's
+/// `mpc-image-digest`), and `ready` last. Only an approved workload can be measured.
 #[must_use]
 pub fn events(
     config: &Sha256Digest,
     workload: &Approved<Workload>,
+    signer: Option<Event>,
     compose: Option<&Sha256Digest>,
     extra: Vec<Event>,
 ) -> Vec<Event> {
@@ -49,6 +55,7 @@ pub fn events(
         Event::new(CONFIG_EVENT, sha256_payload(config.as_bytes())),
         Event::new(WORKLOAD_EVENT, workload.value().identity()),
     ];
+    events.extend(signer);
     if let Some(compose) = compose {
         events.push(Event::new(
             COMPOSE_EVENT,
@@ -58,6 +65,12 @@ pub fn events(
     events.extend(extra);
     events.push(Event::new(READY_EVENT, Vec::new()));
     events
+}
+
+/// The `signer` event of a verified signer.
+#[must_use]
+pub fn signer_event(signer: &Signer) -> Event {
+    Event::new(SIGNER_EVENT, signer.payload())
 }
 
 /// NEAR's `mpc-image-digest` event for the approved image.
@@ -106,6 +119,7 @@ mod tests {
             &config,
             &list.approve(None).unwrap().workload(),
             None,
+            None,
             Vec::new(),
         );
         assert_eq!(events.len(), 3);
@@ -121,7 +135,7 @@ mod tests {
     }
 
     #[test]
-    fn image_events_carry_compose_then_extra_before_ready() {
+    fn image_events_carry_signer_compose_then_extra_before_ready() {
         let config = Sha256Digest::of(b"[image]\n");
         let compose = Sha256Digest::of(b"services: {}\n");
         let digest = ImageDigest::parse(&format!("sha256:{}", "5a".repeat(32))).unwrap();
@@ -129,9 +143,11 @@ mod tests {
             .unwrap()
             .approve(None)
             .unwrap();
+        let signer = Event::new(SIGNER_EVENT, b"{}".to_vec());
         let events = events(
             &config,
             &approved.workload(),
+            Some(signer),
             Some(&compose),
             vec![near_image_event(&approved)],
         );
@@ -141,6 +157,7 @@ mod tests {
             [
                 "trusted-launcher.config",
                 "trusted-launcher.workload",
+                "trusted-launcher.signer",
                 "trusted-launcher.compose",
                 "mpc-image-digest",
                 "trusted-launcher.ready"

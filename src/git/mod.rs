@@ -99,6 +99,8 @@ pub struct VerifiedCheckout {
     /// Canonical path of the checkout root.
     pub root: PathBuf,
     pub commit: CommitId,
+    /// The commit object's content, verified against `commit` (gitsign signs it).
+    pub commit_object: Vec<u8>,
     pub files: usize,
     /// The verified tree, to check the files again right before the workload starts.
     entries: Vec<TreeEntry>,
@@ -202,6 +204,7 @@ pub fn checkout(
     Ok(VerifiedCheckout {
         root,
         commit,
+        commit_object: tree.object,
         files,
         entries: tree.entries,
     })

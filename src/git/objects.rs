@@ -52,6 +52,8 @@ pub enum EntryKind {
 pub struct CommitTree {
     pub tree: Vec<u8>,
     pub entries: Vec<TreeEntry>,
+    /// The commit object's content, verified against its id (what a signature covers).
+    pub object: Vec<u8>,
 }
 
 /// Whether the local object store holds everything a checkout of the commit needs.
@@ -179,6 +181,7 @@ impl ObjectReader {
         let Some(content) = self.verified(commit.as_bytes(), "commit")? else {
             return Ok(Lookup::Missing(commit.to_string()));
         };
+        let commit_object = content.clone();
         let tree =
             parse_commit_tree(&content, self.format).ok_or_else(|| GitError::MalformedObject {
                 oid: commit.to_string(),
@@ -214,7 +217,11 @@ impl ObjectReader {
                 }
             }
         }
-        Ok(Lookup::Complete(CommitTree { tree, entries }))
+        Ok(Lookup::Complete(CommitTree {
+            tree,
+            entries,
+            object: commit_object,
+        }))
     }
 
     /// Contents of an object of the expected type whose hash matches its name.

@@ -16,6 +16,7 @@ use crate::error::Error;
 use crate::git::VerifiedCheckout;
 use crate::launch::LaunchError;
 use crate::log::Logger;
+use crate::measure::Session;
 use crate::platform::Platform;
 use crate::subprocess::{self, Outcome};
 use crate::work_dir::Exposure;
@@ -52,11 +53,13 @@ impl GitLaunch {
         })
     }
 
-    /// Between `workload` and `ready`: checks out and verifies the approved commit, prepares
-    /// the workload (`INSTALL_CMD`), and re-checks it.
-    pub fn prepare(self, log: &Logger) -> Result<Ready, Error> {
+    /// Between `workload` and `ready`: checks out and verifies the approved commit, with
+    /// `[git.signature]` verifies and measures its signer before anything from it runs,
+    /// prepares the workload (`INSTALL_CMD`), and re-checks it.
+    pub fn prepare(self, session: &mut Session, log: &Logger) -> Result<Ready, Error> {
         let repo_url = absolute_repo_url(&self.spec.repo_url);
         let checkout = crate::git::checkout(&repo_url, &self.spec.work_dir, &self.commit, log)?;
+        crate::sigstore::commit::measure_signer(&self.spec, &checkout, session, log)?;
         let prepared = prepare(&self.spec, &checkout, &self.bash, self.platform, log)?;
         // Last look before `ready`: what INSTALL_CMD or a writer did since verification.
         recheck(&prepared, &checkout, self.platform, log)?;

@@ -102,7 +102,7 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
         }
     };
     let session = Session::start(backend, events, log)?;
-    let ready = measured(session, log, || steps.prepare(log))?;
+    let ready = measured(session, log, |session| steps.prepare(session, log))?;
     ready.start(&config, &settings, log)
 }
 
@@ -113,10 +113,10 @@ pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, E
 pub fn measured<T>(
     mut session: Session,
     log: &Logger,
-    prepare: impl FnOnce() -> Result<T, Error>,
+    prepare: impl FnOnce(&mut Session) -> Result<T, Error>,
 ) -> Result<T, Error> {
     session.measure_before_ready(log)?;
-    let prepared = prepare()?;
+    let prepared = prepare(&mut session)?;
     session.measure_all(log)?;
     Ok(prepared)
 }
@@ -137,9 +137,9 @@ enum Ready<'a> {
 }
 
 impl<'a> Steps<'a> {
-    fn prepare(self, log: &Logger) -> Result<Ready<'a>, Error> {
+    fn prepare(self, session: &mut Session, log: &Logger) -> Result<Ready<'a>, Error> {
         Ok(match self {
-            Self::Git(launch) => Ready::Git(launch.prepare(log)?),
+            Self::Git(launch) => Ready::Git(launch.prepare(session, log)?),
             Self::Image(launch) => Ready::Image {
                 command: launch.prepare(log)?,
                 launch,
@@ -272,6 +272,7 @@ fn refuse_unattested_default(config: &LaunchConfig, platform: Platform) -> Resul
 /// [`resolve`] for a config already loaded: the watch resolves the same attested config again
 /// against the approved list as it is now.
 pub fn resolve_config(config: LaunchConfig, log: &Logger) -> Result<Resolved, Error> {
+    let mut signer_event = None;
     let (target, approved) = match &config.workload {
         WorkloadSpec::Git(spec) => {
             let list = ApprovedList::load(spec.approved_list.as_deref(), spec.commit)?;
@@ -299,6 +300,8 @@ pub fn resolve_config(config: LaunchConfig, log: &Logger) -> Result<Resolved, Er
             }
             let digest = list.approve(spec.override_digest)?;
             let credentials = credentials(spec)?;
+            let signer =
+                crate::sigstore::image::verify(spec, digest.value(), credentials.clone(), log)?;
             let resolution = registry::resolve(
                 &spec.reference,
                 digest.value(),
@@ -326,6 +329,7 @@ pub fn resolve_config(config: LaunchConfig, log: &Logger) -> Result<Resolved, Er
                 credentials,
                 compose: Box::new(compose),
             };
+            signer_event = signer.map(|s| contract::signer_event(&s));
             (target, approved)
         }
     };
@@ -340,11 +344,12 @@ pub fn resolve_config(config: LaunchConfig, log: &Logger) -> Result<Resolved, Er
             contract::events(
                 &config.sha256,
                 &approved,
+                signer_event,
                 Some(compose.sha256()),
                 near.into_iter().collect(),
             )
         }
-        Target::Git { .. } => contract::events(&config.sha256, &approved, None, Vec::new()),
+        Target::Git { .. } => contract::events(&config.sha256, &approved, None, None, Vec::new()),
     };
     Ok(Resolved {
         config,

@@ -187,7 +187,7 @@ impl Supervisor<'_> {
         .checked()?;
         let backend = measure::backend(self.settings, self.log)?;
         let session = Session::start(backend, resolved.events, self.log)?;
-        let command = launch::measured(session, self.log, || launch.prepare(self.log))?;
+        let command = launch::measured(session, self.log, |_| launch.prepare(self.log))?;
         match image::up_detached(command)? {
             0 => Ok(Some(running)),
             code => {

@@ -275,6 +275,13 @@ impl Session {
         })
     }
 
+    /// Adds `event` just before `ready` (git mode's `signer`, known once the commit object
+    /// is fetched); `ready` stays last.
+    pub fn insert_before_ready(&mut self, event: Event) {
+        let at = self.events.len().saturating_sub(1).max(self.done);
+        self.events.insert(at.min(self.events.len()), event);
+    }
+
     /// Measures every event but `ready`: what precedes preparing the workload.
     pub fn measure_before_ready(&mut self, log: &Logger) -> Result<(), MeasureError> {
         self.measure_until(self.events.len().saturating_sub(1), log)

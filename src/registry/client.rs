@@ -135,9 +135,30 @@ impl Client {
         self.fetch("blobs", digest).map(|m| m.body)
     }
 
+    /// GETs `/v2/<repository>/manifests/<tag>`: a tag names no digest, so the body is only
+    /// size-capped; whoever reads it checks what it says (cosign's `sha256-<hex>.sig`).
+    pub fn manifest_by_tag(&mut self, tag: &str) -> Result<Manifest, RegistryError> {
+        self.fetch_reference("manifests", tag, None)
+    }
+
+    /// GETs `/v2/<repository>/referrers/<digest>` (OCI distribution 1.1): an index of the
+    /// manifests whose `subject` is `digest`; only size-capped, like a tag.
+    pub fn referrers(&mut self, digest: &ImageDigest) -> Result<Manifest, RegistryError> {
+        self.fetch_reference("referrers", &digest.to_string(), None)
+    }
+
     fn fetch(&mut self, kind: &str, digest: &ImageDigest) -> Result<Manifest, RegistryError> {
+        self.fetch_reference(kind, &digest.to_string(), Some(digest))
+    }
+
+    fn fetch_reference(
+        &mut self,
+        kind: &str,
+        name: &str,
+        expected: Option<&ImageDigest>,
+    ) -> Result<Manifest, RegistryError> {
         let url = format!(
-            "{}/v2/{}/{kind}/{digest}",
+            "{}/v2/{}/{kind}/{name}",
             self.base,
             self.reference.repository()
         );
@@ -147,7 +168,7 @@ impl Client {
             match response {
                 Reply::Ok { body, content_type } => {
                     let actual = ImageDigest::of(&body);
-                    if actual != *digest {
+                    if let Some(digest) = expected.filter(|d| **d != actual) {
                         return Err(RegistryError::DigestMismatch {
                             requested: digest.to_string(),
                             actual: actual.to_string(),
@@ -168,7 +189,7 @@ impl Client {
                 Reply::Status { url, code, body } => {
                     return Err(if code == 404 {
                         RegistryError::NotFound {
-                            digest: digest.to_string(),
+                            digest: name.to_owned(),
                             reference: self.reference.to_string(),
                         }
                     } else {

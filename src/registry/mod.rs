@@ -7,6 +7,7 @@ pub mod manifest;
 mod redirect;
 pub mod reference;
 mod retry_after;
+pub mod signatures;
 
 use std::fmt;
 

@@ -43,6 +43,21 @@ pub fn judge(launch: &Launch, expect: &Expectations) -> (Outcome, Vec<String>) {
             list(expect.composes.iter().map(sha256_payload))
         ));
     }
+    if !expect.signers.is_empty() {
+        let wanted = || list(expect.signers.iter().map(|s| format!("{s:?}")));
+        match &launch.signer {
+            Some(signer) if expect.signers.contains(&signer.identity) => {}
+            Some(signer) => problems.push(format!(
+                "signer {:?} is not one of the expected ({})",
+                signer.identity,
+                wanted()
+            )),
+            None => problems.push(format!(
+                "no trusted-launcher.signer event: the launcher verified no signature (expected {})",
+                wanted()
+            )),
+        }
+    }
     let outcome = match (problems.is_empty(), launch.complete) {
         (false, _) => Outcome::NotAccepted,
         (true, true) => Outcome::Accepted,
@@ -67,6 +82,7 @@ pub fn check(report: &mut Report, launches: &[Launch], expect: &Expectations) {
             compose: launch.compose.as_ref().map(sha256_payload),
             outcome,
             problems: problems.clone(),
+            signer: launch.signer.clone(),
         };
         let mut detail = format!(
             "{}: config {}, workload {}, compose {}",
@@ -117,6 +133,7 @@ mod tests {
             config: [0xc0; 32],
             workload,
             compose,
+            signer: None,
             complete,
         }
     }
@@ -172,6 +189,37 @@ mod tests {
                 "c1".repeat(32),
                 "c0".repeat(32)
             )]
+        );
+    }
+
+    #[test]
+    fn expected_signers_need_the_signer_event_with_one_of_them() {
+        let expect = Expectations {
+            signers: vec!["mitr@redhat.com".into()],
+            ..Expectations::default()
+        };
+        let mut signed = launch(Some(image("5a")), Some([0xd0; 32]), true);
+        signed.signer = Some(crate::sigstore::Signer {
+            identity: "mitr@redhat.com".into(),
+            issuer: Some("https://github.com/login/oauth".into()),
+            source_commit: None,
+            source_repository: None,
+            trusted_root: None,
+        });
+        assert_eq!(judge(&signed, &expect), (Outcome::Accepted, vec![]));
+        let unsigned = launch(Some(image("5a")), Some([0xd0; 32]), true);
+        assert_eq!(
+            judge(&unsigned, &expect).1,
+            [
+                "no trusted-launcher.signer event: the launcher verified no signature (expected \"mitr@redhat.com\")"
+            ]
+        );
+        if let Some(signer) = signed.signer.as_mut() {
+            signer.identity = "someone@example.com".into();
+        }
+        assert_eq!(
+            judge(&signed, &expect).1,
+            ["signer \"someone@example.com\" is not one of the expected (\"mitr@redhat.com\")"]
         );
     }
 

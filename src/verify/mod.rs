@@ -58,6 +58,8 @@ pub struct Expectations {
     pub workloads: Vec<Workload>,
     pub configs: Vec<[u8; 32]>,
     pub composes: Vec<[u8; 32]>,
+    /// `--expect-signer`: accepted signer identities (`trusted-launcher.signer`'s `identity`).
+    pub signers: Vec<String>,
     pub compose_hash: Option<[u8; 32]>,
     pub app_id: Option<Vec<u8>>,
     pub mrtd: Option<[u8; 48]>,
@@ -68,7 +70,10 @@ pub struct Expectations {
 impl Expectations {
     /// Something about a launch is expected, so a log without one cannot pass.
     fn wants_launch(&self) -> bool {
-        !(self.workloads.is_empty() && self.configs.is_empty() && self.composes.is_empty())
+        !(self.workloads.is_empty()
+            && self.configs.is_empty()
+            && self.composes.is_empty()
+            && self.signers.is_empty())
     }
 }
 

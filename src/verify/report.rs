@@ -92,6 +92,9 @@ pub struct LaunchJson {
     pub compose: Option<String>,
     pub outcome: Outcome,
     pub problems: Vec<String>,
+    /// The `trusted-launcher.signer` event's signer, when the launch measured one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer: Option<crate::sigstore::Signer>,
 }
 
 /// Exit code of `verify` when every check passed but the quote's signature was not checked

@@ -62,6 +62,13 @@ fn runs(launches: &[LaunchJson]) -> Option<String> {
         identity.push_str(compose);
     }
     let mut text = format!("runs {workload} ({identity})");
+    if let Some(signer) = &launch.signer {
+        let _ = write!(text, ", signed by {}", signer.identity);
+        if let (Some(repository), Some(commit)) = (&signer.source_repository, &signer.source_commit)
+        {
+            let _ = write!(text, " from {repository} at {commit}");
+        }
+    }
     if launches.len() > 1 {
         let _ = write!(text, ", the last of {} launch attempts", launches.len());
     }
@@ -114,6 +121,7 @@ mod tests {
             config: "sha256:cc".into(),
             workload: Some(workload.into()),
             compose: compose.map(str::to_owned),
+            signer: None,
             outcome: Outcome::Accepted,
             problems: Vec::new(),
         }

@@ -595,6 +595,30 @@ impl FakeRegistry {
             .insert(manifest.digest(), manifest.clone());
     }
 
+    /// Serves `manifest` under a tag as well (cosign's `sha256-<hex>.sig`, say).
+    pub fn push_tag(&self, tag: &str, manifest: &Blob) {
+        self.shared
+            .state()
+            .manifests
+            .insert(tag.to_owned(), manifest.clone());
+    }
+
+    /// Answers the referrers API for `subject` with `index`.
+    pub fn push_referrers(&self, subject: &str, index: &Blob) {
+        self.shared
+            .state()
+            .manifests
+            .insert(format!("referrers/{subject}"), index.clone());
+    }
+
+    /// Stores one blob (a signature payload, say).
+    pub fn push_blob(&self, blob: &Blob) {
+        self.shared
+            .state()
+            .blobs
+            .insert(blob.digest(), blob.clone());
+    }
+
     /// Stores the image's manifest, config and layer.
     pub fn push_image(&self, image: &Image) {
         self.push_manifest(&image.manifest);
@@ -738,6 +762,8 @@ fn handle(stream: &mut TcpStream, request: &Request, shared: &Shared) {
         (name, "manifests", reference)
     } else if let Some((name, reference)) = rest.rsplit_once("/blobs/") {
         (name, "blobs", reference)
+    } else if let Some((name, reference)) = rest.rsplit_once("/referrers/") {
+        (name, "referrers", reference)
     } else {
         ("", "", rest)
     };
@@ -773,6 +799,24 @@ fn handle(stream: &mut TcpStream, request: &Request, shared: &Shared) {
                     body: blob.bytes,
                 },
                 None => Reply::error("404 Not Found", "BLOB_UNKNOWN", "blob unknown", reference),
+            };
+            write_reply(stream, &reply, head_only);
+        }
+        // OCI distribution 1.1's referrers API: an index, 200 even when empty; served only
+        // for subjects given to `push_referrers` (else 404, as a registry without the API).
+        "referrers" => {
+            let index = shared
+                .state()
+                .manifests
+                .get(&format!("referrers/{reference}"))
+                .cloned();
+            let reply = match index {
+                Some(index) => Reply {
+                    status: "200 OK",
+                    headers: vec![("Content-Type", index.media_type.clone())],
+                    body: index.bytes,
+                },
+                None => Reply::error("404 Not Found", "NOT_FOUND", "no such endpoint", &path),
             };
             write_reply(stream, &reply, head_only);
         }
