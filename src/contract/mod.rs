@@ -167,8 +167,9 @@ mod tests {
             events[1].payload,
             format!("oci:sha256:{}", "5a".repeat(32)).into_bytes()
         );
-        assert_eq!(events[2].payload, format!("sha256:{compose}").into_bytes());
-        assert_eq!(events[3].payload, vec![0x5a; 32]);
+        assert_eq!(events[2].payload, b"{}");
+        assert_eq!(events[3].payload, format!("sha256:{compose}").into_bytes());
+        assert_eq!(events[4].payload, vec![0x5a; 32]);
     }
 
     /// Every payload the constructors write parses back to the value it came from, and
