@@ -7,6 +7,7 @@
 //! finished working tree is compared file by file with the approved commit's tree.
 
 mod command;
+mod object_reader;
 mod objects;
 mod worktree;
 
@@ -22,7 +23,8 @@ use crate::digest::{CommitId, ObjectFormat};
 use crate::hex;
 use crate::log::Logger;
 use command::{FETCH_TIMEOUT, Git, LOCAL_TIMEOUT};
-use objects::{Lookup, ObjectReader};
+use object_reader::ObjectReader;
+use objects::Lookup;
 
 /// Attributes that would make checked-out bytes differ from the blobs (line-ending and
 /// encoding conversion, `$Id$` expansion, filters). `info/attributes` outranks the tree's
