@@ -177,21 +177,23 @@ pub fn checkout(
         }
     };
 
-    clear_worktree(work_dir)?;
     let sha = commit.to_string();
-    git.run(
-        &["checkout", "--quiet", "--force", "--detach", &sha],
-        LOCAL_TIMEOUT,
-    )?;
-    let head = git.run(&["rev-parse", "--verify", "HEAD^{commit}"], LOCAL_TIMEOUT)?;
-    let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
-    if head != sha {
-        return Err(GitError::HeadMismatch {
-            expected: sha,
-            actual: head,
-        });
-    }
-    let files = worktree::verify(work_dir, &tree.entries, format)?;
+    let files = if let Some(files) = reusable_worktree(work_dir, &tree.entries, format, log) {
+        // The tree on disk is the commit's, as a checkout would leave it: give git the
+        // index and HEAD a checkout would have written, and leave the files alone.
+        git.run(&["read-tree", &sha], LOCAL_TIMEOUT)?;
+        git.run(&["update-ref", "--no-deref", "HEAD", &sha], LOCAL_TIMEOUT)?;
+        verify_head(&git, &sha)?;
+        files
+    } else {
+        clear_worktree(work_dir)?;
+        git.run(
+            &["checkout", "--quiet", "--force", "--detach", &sha],
+            LOCAL_TIMEOUT,
+        )?;
+        verify_head(&git, &sha)?;
+        worktree::verify(work_dir, &tree.entries, format)?
+    };
     log.info(&format!(
         "working tree verified: {files} files match tree {}",
         hex::encode(&tree.tree)
@@ -207,6 +209,60 @@ pub fn checkout(
         files,
         entries: tree.entries,
     })
+}
+
+/// HEAD as git reads it must name the commit.
+fn verify_head(git: &Git, sha: &str) -> Result<(), GitError> {
+    let head = git.run(&["rev-parse", "--verify", "HEAD^{commit}"], LOCAL_TIMEOUT)?;
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    if head == sha {
+        Ok(())
+    } else {
+        Err(GitError::HeadMismatch {
+            expected: sha.to_owned(),
+            actual: head,
+        })
+    }
+}
+
+/// A warm start: the working tree left by an earlier run, if it passes the whole proof and
+/// is, down to modes, owner and links, what a fresh checkout would make (the number of
+/// files checked). Anything else — an extra, missing or changed path, type, mode, symlink
+/// target or byte — and the tree is wiped and checked out again.
+fn reusable_worktree(
+    work_dir: &Path,
+    entries: &[TreeEntry],
+    format: ObjectFormat,
+    log: &Logger,
+) -> Option<usize> {
+    let has_files = fs::read_dir(work_dir)
+        .ok()?
+        .any(|item| item.is_ok_and(|item| item.file_name() != ".git"));
+    if !has_files && !entries.is_empty() {
+        return None;
+    }
+    let Some(fresh) = worktree::Fresh::of_this_process() else {
+        log.info("umask or effective uid unknown or group/other-writable; checking out afresh");
+        return None;
+    };
+    match worktree::verify_reusable(work_dir, entries, format, fresh) {
+        Ok(files) => {
+            log.info("the working tree already is the commit's tree; not checking it out again");
+            Some(files)
+        }
+        Err(error) => {
+            let why = match error {
+                GitError::WorktreeMismatch { path, detail } => {
+                    format!("{} {detail}", path.display())
+                }
+                other => other.to_string(),
+            };
+            log.info(&format!(
+                "the working tree is not the commit's ({why}); wiping it and checking out"
+            ));
+            None
+        }
+    }
 }
 
 /// Makes `work_dir` a repository holding only our own metadata, keeping reused objects.
