@@ -7,6 +7,7 @@
 //! finished working tree is compared file by file with the approved commit's tree.
 
 mod command;
+mod fetch;
 mod object_reader;
 mod objects;
 mod worktree;
@@ -22,7 +23,7 @@ use crate::capped_read::kind_name;
 use crate::digest::{CommitId, ObjectFormat};
 use crate::hex;
 use crate::log::Logger;
-use command::{FETCH_TIMEOUT, Git, LOCAL_TIMEOUT};
+use command::{Git, LOCAL_TIMEOUT};
 use object_reader::ObjectReader;
 use objects::Lookup;
 
@@ -163,7 +164,12 @@ pub fn checkout(
             tree
         }
         Lookup::Missing(_) => {
-            fetch(&git, repo_url, &commit, log)?;
+            let mut complete = || {
+                ObjectReader::spawn(&git, format)?
+                    .read_commit(&commit)
+                    .map(|lookup| matches!(lookup, Lookup::Complete(_)))
+            };
+            fetch::fetch(&git, repo_url, &commit, log, &mut complete)?;
             match ObjectReader::spawn(&git, format)?.read_commit(&commit)? {
                 Lookup::Complete(tree) => tree,
                 Lookup::Missing(missing) => {
@@ -422,47 +428,6 @@ fn remove(path: &Path, is_dir: bool) -> std::io::Result<()> {
     } else {
         fs::remove_file(path)
     }
-}
-
-/// Fetches just the commit (shallow, by id); if the server refuses, everything.
-fn fetch(git: &Git, repo_url: &str, commit: &CommitId, log: &Logger) -> Result<(), GitError> {
-    let sha = commit.to_string();
-    log.info(&format!(
-        "fetching {sha} from {repo_url} (shallow, by commit id)"
-    ));
-    let shallow = git.run(
-        &[
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            "--no-write-fetch-head",
-            "--depth=1",
-            "origin",
-            &sha,
-        ],
-        FETCH_TIMEOUT,
-    );
-    let Err(refused) = shallow else {
-        return Ok(());
-    };
-    log.warn(&format!(
-        "fetch by commit id failed ({refused}); fetching all branches and tags"
-    ));
-    let mut args = vec!["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"];
-    if git_dir_has_shallow(git) {
-        args.push("--unshallow");
-    }
-    args.extend([
-        "origin",
-        "+refs/heads/*:refs/remotes/origin/*",
-        "+refs/tags/*:refs/tags/*",
-    ]);
-    git.run(&args, FETCH_TIMEOUT).map(|_| ())
-}
-
-fn git_dir_has_shallow(git: &Git) -> bool {
-    git.run(&["rev-parse", "--is-shallow-repository"], LOCAL_TIMEOUT)
-        .is_ok_and(|out| out.stdout.starts_with(b"true"))
 }
 
 #[cfg(test)]
