@@ -53,7 +53,9 @@ impl Fresh {
 /// Whether the tree at `root` is what a fresh checkout of `entries` by this process would
 /// leave: [`verify`]'s proof, and also every directory and file with the permission bits
 /// and owner a checkout gives it, and every file with a single link (another link, outside
-/// `WORK_DIR`, would let its owner change the file later). Returns the files checked.
+/// `WORK_DIR`, would let its owner change the file later). An ACL cannot grant write past
+/// the group bits (its mask is them). Extended attributes (file capabilities) are not
+/// compared: std reads none without `unsafe`. Returns the files checked.
 pub fn verify_reusable(
     root: &Path,
     entries: &[TreeEntry],
