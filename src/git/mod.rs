@@ -188,7 +188,14 @@ pub fn checkout(
         // The tree on disk is the commit's, as a checkout would leave it: give git the
         // index and HEAD a checkout would have written, and leave the files alone.
         git.run(&["read-tree", &sha], LOCAL_TIMEOUT)?;
-        git.run(&["update-ref", "--no-deref", "HEAD", &sha], LOCAL_TIMEOUT)?;
+        // A detached HEAD is the id alone (gitrepository-layout(5)); `git init` just wrote
+        // this file, and git reads it back below.
+        fs::write(work_dir.join(".git/HEAD"), format!("{sha}\n")).map_err(|source| {
+            GitError::WorkDir {
+                path: work_dir.to_owned(),
+                source,
+            }
+        })?;
         verify_head(&git, &sha)?;
         files
     } else {
@@ -321,11 +328,43 @@ fn prepare_work_dir(
         &["init", "--quiet", "--template=", &object_format],
         LOCAL_TIMEOUT,
     )?;
-    git.run(&["config", "remote.origin.url", repo_url], LOCAL_TIMEOUT)?;
+    // What `git config remote.origin.url <url>` writes, without another git process: the
+    // config file `git init` just wrote is ours, and the value is quoted (git-config(1),
+    // "Syntax": inside double quotes, `"` and `\` are escaped with `\`).
+    let mut config = fs::OpenOptions::new()
+        .append(true)
+        .open(git_dir.join("config"))
+        .map_err(io)?;
+    std::io::Write::write_all(
+        &mut config,
+        format!(
+            "[remote \"origin\"]\n\turl = {}\n",
+            quote_config_value(repo_url)
+        )
+        .as_bytes(),
+    )
+    .map_err(io)?;
     let info = git_dir.join("info");
     fs::create_dir_all(&info).map_err(io)?;
     fs::write(info.join("attributes"), NEUTRAL_ATTRIBUTES).map_err(io)?;
     Ok(git)
+}
+
+/// A git config value in double quotes, every character but `"`, `\`, newline and tab as is.
+fn quote_config_value(value: &str) -> String {
+    let mut quoted = String::with_capacity(value.len() + 2);
+    quoted.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            '\n' => quoted.push_str("\\n"),
+            '\t' => quoted.push_str("\\t"),
+            other => quoted.push(other),
+        }
+    }
+    quoted.push('"');
+    quoted
 }
 
 /// The origin recorded in a reused checkout, read from its config file alone (no includes).
@@ -450,6 +489,24 @@ mod tests {
             .unwrap();
         assert!(output.status.success(), "git {args:?}: {output:?}");
         String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+
+    /// The origin written without `git config` reads back as git reads it, whatever the URL
+    /// holds that config syntax treats specially.
+    #[test]
+    fn origin_url_is_quoted_as_git_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        for url in [
+            "https://example.com/a.git",
+            r#"/srv/we"ird\path;x#y.git"#,
+            "file:///a b\tc",
+        ] {
+            let work = dir.path().join("w");
+            let _ = fs::remove_dir_all(&work);
+            fs::create_dir(&work).unwrap();
+            prepare_work_dir(url, &work, ObjectFormat::Sha1, &Logger::default()).unwrap();
+            assert_eq!(git(&work, &["config", "--get", "remote.origin.url"]), url);
+        }
     }
 
     /// A writer swapping a file after `HEAD verified`: the re-check sees it, for the one
