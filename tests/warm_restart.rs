@@ -236,3 +236,46 @@ fn nothing_is_reused_under_a_group_writable_umask() {
         .stderr_lacks(REUSED)
         .stderr_has("checking out afresh");
 }
+
+/// A store that lost a blob gets it fetched again (so it can always check the commit out),
+/// and the tree on disk, still exactly the commit's, is kept.
+#[test]
+fn a_kept_tree_still_has_its_blobs_fetched() {
+    let (fx, _, config) = fixture();
+    launcher(&fx, &config).run().success();
+    let work = fx.work_dir();
+    let blob = git(&work, &["rev-parse", "HEAD:data.txt"]);
+    // The fetch kept a pack: unpack it into loose objects, then drop the blob's.
+    let packs = work.join(".git/objects/pack");
+    for item in fs::read_dir(&packs).unwrap() {
+        let path = item.unwrap().path();
+        let moved = fx.path().join(path.file_name().unwrap());
+        fs::rename(&path, &moved).unwrap();
+        if moved.extension().is_some_and(|e| e == "pack") {
+            let status = common::git_command(&work)
+                .arg("unpack-objects")
+                .stdin(fs::File::open(&moved).unwrap())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+    let (fan, rest) = blob.split_at(2);
+    fs::remove_file(work.join(".git/objects").join(fan).join(rest)).unwrap();
+    let has_blob = || {
+        common::git_command(&work)
+            .args(["cat-file", "-e", &blob])
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(!has_blob());
+
+    launcher(&fx, &config)
+        .run()
+        .success()
+        .stdout_has(APPROVED_OUTPUT)
+        .stderr_has("fetching")
+        .stderr_has(REUSED);
+    assert!(has_blob());
+}

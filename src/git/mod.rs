@@ -156,14 +156,15 @@ pub fn checkout(
     let format = commit.object_format();
     let git = prepare_work_dir(repo_url, work_dir, format, log)?;
 
-    let tree = match ObjectReader::spawn(&git, format)?.read_commit(&commit)? {
-        Lookup::Complete(tree) => {
+    // Blobs are required in the store even when the working tree turns out to be kept: the
+    // store stays able to check the commit out again.
+    let tree =
+        if let Lookup::Complete(tree) = ObjectReader::spawn(&git, format)?.read_commit(&commit)? {
             log.info(&format!(
                 "commit {commit} is already in the local object store; not fetching"
             ));
             tree
-        }
-        Lookup::Missing(_) => {
+        } else {
             let mut complete = || {
                 ObjectReader::spawn(&git, format)?
                     .read_commit(&commit)
@@ -180,11 +181,11 @@ pub fn checkout(
                     });
                 }
             }
-        }
-    };
+        };
+    let reused = reusable_worktree(work_dir, &tree.entries, format, log);
 
     let sha = commit.to_string();
-    let files = if let Some(files) = reusable_worktree(work_dir, &tree.entries, format, log) {
+    let files = if let Some(files) = reused {
         // The tree on disk is the commit's, as a checkout would leave it: give git the
         // index and HEAD a checkout would have written, and leave the files alone.
         git.run(&["read-tree", &sha], LOCAL_TIMEOUT)?;
