@@ -324,25 +324,26 @@ fn prepare_work_dir(
             }
         }
     }
-    let object_format = format!("--object-format={}", format.git_name());
-    git.run(
-        &["init", "--quiet", "--template=", &object_format],
-        LOCAL_TIMEOUT,
-    )?;
-    // What `git config remote.origin.url <url>` writes, without another git process: the
-    // config file `git init` just wrote is ours, and the value is quoted (git-config(1),
-    // "Syntax": inside double quotes, `"` and `\` are escaped with `\`).
-    let mut config = fs::OpenOptions::new()
-        .append(true)
-        .open(git_dir.join("config"))
-        .map_err(io)?;
-    std::io::Write::write_all(
-        &mut config,
+    // What `git init --template= --object-format=<f>` followed by `git config
+    // remote.origin.url <url>` writes (gitrepository-layout(5); git-config(1), "Syntax":
+    // inside double quotes, `"` and `\` are escaped with `\`), without two git processes:
+    // everything but the objects was just deleted, and git reads it all back below.
+    for dir in ["objects/info", "objects/pack", "refs/heads", "refs/tags"] {
+        fs::create_dir_all(git_dir.join(dir)).map_err(io)?;
+    }
+    fs::write(git_dir.join("HEAD"), "ref: refs/heads/master\n").map_err(io)?;
+    let extensions = match format {
+        ObjectFormat::Sha1 => "",
+        ObjectFormat::Sha256 => "[extensions]\n\tobjectformat = sha256\n",
+    };
+    let version = u8::from(format == ObjectFormat::Sha256);
+    fs::write(
+        git_dir.join("config"),
         format!(
-            "[remote \"origin\"]\n\turl = {}\n",
+            "[core]\n\trepositoryformatversion = {version}\n\tfilemode = true\n\tbare = false\n\
+             \tlogallrefupdates = true\n{extensions}[remote \"origin\"]\n\turl = {}\n",
             quote_config_value(repo_url)
-        )
-        .as_bytes(),
+        ),
     )
     .map_err(io)?;
     let info = git_dir.join("info");
@@ -507,6 +508,34 @@ mod tests {
             fs::create_dir(&work).unwrap();
             prepare_work_dir(url, &work, ObjectFormat::Sha1, &Logger::default()).unwrap();
             assert_eq!(git(&work, &["config", "--get", "remote.origin.url"]), url);
+        }
+    }
+
+    /// A SHA-256 repository: the metadata the launcher writes itself declares the format,
+    /// a cold start checks the commit out, and a restart finds git reading it back.
+    #[test]
+    fn sha256_repository_checks_out_and_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let origin = dir.path().join("origin");
+        fs::create_dir(&origin).unwrap();
+        git(&origin, &["init", "--quiet", "--object-format=sha256"]);
+        fs::write(origin.join("run.sh"), "echo approved\n").unwrap();
+        git(&origin, &["add", "--all"]);
+        git(&origin, &["commit", "--quiet", "-m", "c"]);
+        let sha = git(&origin, &["rev-parse", "HEAD"]);
+        assert_eq!(sha.len(), 64);
+        let commit = CommitId::parse(&sha).unwrap();
+        let approved = ApprovedList::load(None, commit)
+            .unwrap()
+            .approve(None)
+            .unwrap();
+        let work = dir.path().join("work");
+        let url = format!("file://{}", origin.display());
+        for _ in 0..2 {
+            let done = checkout(&url, &work, &approved, &Logger::default()).unwrap();
+            assert_eq!(done.files, 1);
+            assert_eq!(git(&work, &["rev-parse", "HEAD"]), sha);
+            assert_eq!(git(&work, &["status", "--porcelain"]), "");
         }
     }
 
