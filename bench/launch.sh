@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Launch-cost benchmark: plan, a cold run (fetch + checkout + verify) and a warm restart
-# (objects reused, tree wiped, re-checked out and re-verified) on a synthetic repository.
+# (objects reused; the tree kept if it is exactly the commit's, else re-checked out; re-verified
+# either way) on a synthetic repository.
 # Prints wall time and peak RSS of the launcher. Usage: bench/launch.sh [FILES] [KIB_PER_FILE]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -5,11 +5,15 @@ use std::io::{Read, Write as _};
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// How often a running child is polled for its exit.
+/// The longest pause between two looks at a child without pipes (its output inherited).
+/// The pauses start at [`FIRST_PAUSE`] and double, so a short child is reaped within a
+/// fraction of a millisecond of its exit and a long one costs a wake-up every 20 ms.
 const POLL: Duration = Duration::from_millis(20);
+const FIRST_PAUSE: Duration = Duration::from_micros(50);
 
 /// What a finished program printed, each stream cut at the cap (the rest was read and
 /// dropped, so the program never blocks on a full pipe).
@@ -44,8 +48,10 @@ pub fn run_captured(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = command.spawn()?;
-    let stdout = drain(child.stdout.take(), max_output);
-    let stderr = drain(child.stderr.take(), max_output);
+    let deadline = Instant::now() + timeout;
+    let (closed, eof) = mpsc::channel();
+    let stdout = drain(child.stdout.take(), max_output, closed.clone());
+    let stderr = drain(child.stderr.take(), max_output, closed);
     if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
         // Written from a thread: a child that never reads must not block us past the deadline.
         let bytes = bytes.to_vec();
@@ -53,7 +59,16 @@ pub fn run_captured(
             let _ = pipe.write_all(&bytes);
         });
     }
-    let Some(status) = wait_until(&mut child, Instant::now() + timeout)? else {
+    // Both pipes reach end-of-file when the child exits: that wakes this thread, without a
+    // poll. Then the exit status is collected (at once, in practice). A grandchild holding
+    // a pipe past the deadline counts as the child running on: the wait stays bounded.
+    let pipes_closed = eof_before(&eof, 2, deadline);
+    let status = if pipes_closed {
+        wait_until(&mut child, deadline)?
+    } else {
+        None
+    };
+    let Some(status) = status else {
         let _ = child.kill();
         let _ = child.wait();
         // The readers are left behind: a grandchild may still hold the pipes open, and
@@ -121,20 +136,41 @@ fn kill_group(bash: &Path, pgid: u32) {
     }
 }
 
-/// The child's exit status, or `None` once `deadline` passes.
+/// The child's exit status, or `None` once `deadline` passes. Without `unsafe` there is no
+/// `pidfd` or `waitid` here, and a waiter thread blocked in `wait` would leave nothing to
+/// kill the child with at the deadline; so a child without pipes is looked at after pauses
+/// that start at [`FIRST_PAUSE`] and double up to [`POLL`].
 fn wait_until(child: &mut Child, deadline: Instant) -> std::io::Result<Option<ExitStatus>> {
+    let mut pause = FIRST_PAUSE;
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(Some(status));
         }
-        if Instant::now() >= deadline {
+        let now = Instant::now();
+        if now >= deadline {
             return Ok(None);
         }
-        thread::sleep(POLL);
+        thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(POLL);
     }
 }
 
-fn drain<R: Read + Send + 'static>(pipe: Option<R>, max: u64) -> thread::JoinHandle<Vec<u8>> {
+/// Whether `count` pipe readers reported end-of-file before `deadline` (a blocking wait).
+fn eof_before(eof: &mpsc::Receiver<()>, count: usize, deadline: Instant) -> bool {
+    (0..count).all(|_| {
+        let left = deadline.saturating_duration_since(Instant::now());
+        // Disconnected: every reader has finished (and sent) already.
+        !matches!(eof.recv_timeout(left), Err(mpsc::RecvTimeoutError::Timeout))
+    })
+}
+
+/// Reads `pipe` to its end, keeping the first `max` bytes (the rest is read and dropped, so
+/// the child never blocks on a full pipe); reports the end on `closed`.
+fn drain<R: Read + Send + 'static>(
+    pipe: Option<R>,
+    max: u64,
+    closed: mpsc::Sender<()>,
+) -> thread::JoinHandle<Vec<u8>> {
     thread::spawn(move || {
         let mut bytes = Vec::new();
         if let Some(pipe) = pipe {
@@ -142,6 +178,7 @@ fn drain<R: Read + Send + 'static>(pipe: Option<R>, max: u64) -> thread::JoinHan
             let _ = limited.read_to_end(&mut bytes);
             let _ = std::io::copy(&mut limited.into_inner(), &mut std::io::sink());
         }
+        let _ = closed.send(());
         bytes
     })
 }
@@ -193,6 +230,42 @@ mod tests {
         let outcome = run_inherited(script("sleep 600"), Duration::from_millis(300)).unwrap();
         assert!(matches!(outcome, Outcome::TimedOut));
         assert!(started.elapsed() < Duration::from_secs(60));
+    }
+
+    /// A child that exits while a background grandchild keeps its stdout open: the old wait
+    /// saw the exit, then joined the pipe reader, which blocks until the grandchild closes
+    /// the pipe (pipe(7): read returns end-of-file only once every write end is closed).
+    /// Now the pipe's end is part of the deadline.
+    #[test]
+    fn grandchild_holding_the_pipe_does_not_outlast_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let text = format!("sleep 600 & echo $! > {}; exit 0", pid_file.display());
+
+        // The naive wait: the child's exit is seen, the reader is still blocked after it.
+        let mut naive = script(&text);
+        let mut child = naive.stdout(Stdio::piped()).spawn().unwrap();
+        let (closed, _eof) = mpsc::channel();
+        let reader = drain(child.stdout.take(), 10, closed);
+        assert!(child.wait().unwrap().success());
+        assert!(
+            !reader.is_finished(),
+            "the pipe closed with the grandchild alive"
+        );
+        kill_background(&pid_file);
+        reader.join().unwrap();
+
+        let started = Instant::now();
+        let outcome = run_captured(script(&text), None, Duration::from_millis(500), 10).unwrap();
+        assert!(matches!(outcome, Outcome::TimedOut));
+        assert!(started.elapsed() < Duration::from_secs(60));
+        kill_background(&pid_file);
+    }
+
+    fn kill_background(pid_file: &Path) {
+        let pid = std::fs::read_to_string(pid_file).unwrap();
+        let status = Command::new("kill").arg(pid.trim()).status().unwrap();
+        assert!(status.success());
     }
 
     #[test]

@@ -2,13 +2,12 @@
 //! able to change what it does.
 
 use std::ffi::OsStr;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use super::GitError;
+use crate::subprocess::{Outcome, run_captured};
 
 /// The search path for programs the launcher runs itself (git, bash). Fixed: an injected
 /// `PATH` must not choose which git verifies the checkout.
@@ -130,25 +129,22 @@ impl Git {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        let finished = run_with_timeout(command, timeout).map_err(|source| GitError::Spawn {
-            command: describe(),
-            source,
-        })?;
-        match finished {
-            Finished::Exited {
-                status,
-                stdout,
-                stderr,
-            } if status.success() => {
-                let _ = stderr;
-                Ok(GitOutput { stdout })
-            }
-            Finished::Exited { status, stderr, .. } => Err(GitError::Failed {
+        // Waited for without polling (the pipes' end wakes it), killed at the deadline.
+        let finished =
+            run_captured(command, None, timeout, MAX_OUTPUT).map_err(|source| GitError::Spawn {
                 command: describe(),
-                status: status.code(),
-                stderr: last_line(&stderr),
+                source,
+            })?;
+        match finished {
+            Outcome::Exited(done) if done.status.success() => Ok(GitOutput {
+                stdout: done.stdout,
             }),
-            Finished::TimedOut => Err(GitError::TimedOut {
+            Outcome::Exited(done) => Err(GitError::Failed {
+                command: describe(),
+                status: done.status.code(),
+                stderr: last_line(&done.stderr),
+            }),
+            Outcome::TimedOut => Err(GitError::TimedOut {
                 command: describe(),
                 seconds: timeout.as_secs(),
             }),
@@ -174,59 +170,4 @@ fn last_line(stderr: &[u8]) -> String {
         .find(|line| !line.is_empty())
         .unwrap_or("")
         .to_owned()
-}
-
-enum Finished {
-    Exited {
-        status: ExitStatus,
-        stdout: Vec<u8>,
-        stderr: Vec<u8>,
-    },
-    TimedOut,
-}
-
-fn run_with_timeout(mut command: Command, timeout: Duration) -> std::io::Result<Finished> {
-    command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = command.spawn()?;
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            kill(&mut child);
-            break None;
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    // After a timeout the readers are left behind: a grandchild (ssh, a remote helper) may
-    // still hold the pipes open, and waiting for it would defeat the timeout.
-    Ok(match status {
-        Some(status) => Finished::Exited {
-            status,
-            stdout: stdout.join().unwrap_or_default(),
-            stderr: stderr.join().unwrap_or_default(),
-        },
-        None => Finished::TimedOut,
-    })
-}
-
-fn kill(child: &mut Child) {
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-fn drain<R: std::io::Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(pipe) = pipe {
-            let mut limited = pipe.take(MAX_OUTPUT);
-            let _ = limited.read_to_end(&mut bytes);
-            // Keep reading past the cap so the child never blocks on a full pipe.
-            let _ = std::io::copy(&mut limited.into_inner(), &mut std::io::sink());
-        }
-        bytes
-    })
 }

@@ -7,6 +7,8 @@
 //! finished working tree is compared file by file with the approved commit's tree.
 
 mod command;
+mod fetch;
+mod object_reader;
 mod objects;
 mod worktree;
 
@@ -21,8 +23,9 @@ use crate::capped_read::kind_name;
 use crate::digest::{CommitId, ObjectFormat};
 use crate::hex;
 use crate::log::Logger;
-use command::{FETCH_TIMEOUT, Git, LOCAL_TIMEOUT};
-use objects::{Lookup, ObjectReader};
+use command::{Git, LOCAL_TIMEOUT};
+use object_reader::ObjectReader;
+use objects::Lookup;
 
 /// Attributes that would make checked-out bytes differ from the blobs (line-ending and
 /// encoding conversion, `$Id$` expansion, filters). `info/attributes` outranks the tree's
@@ -155,15 +158,21 @@ pub fn checkout(
     let format = commit.object_format();
     let git = prepare_work_dir(repo_url, work_dir, format, log)?;
 
-    let tree = match ObjectReader::spawn(&git, format)?.read_commit(&commit)? {
-        Lookup::Complete(tree) => {
+    // Blobs are required in the store even when the working tree turns out to be kept: the
+    // store stays able to check the commit out again.
+    let tree =
+        if let Lookup::Complete(tree) = ObjectReader::spawn(&git, format)?.read_commit(&commit)? {
             log.info(&format!(
                 "commit {commit} is already in the local object store; not fetching"
             ));
             tree
-        }
-        Lookup::Missing(_) => {
-            fetch(&git, repo_url, &commit, log)?;
+        } else {
+            let mut complete = || {
+                ObjectReader::spawn(&git, format)?
+                    .read_commit(&commit)
+                    .map(|lookup| matches!(lookup, Lookup::Complete(_)))
+            };
+            fetch::fetch(&git, repo_url, &commit, log, &mut complete)?;
             match ObjectReader::spawn(&git, format)?.read_commit(&commit)? {
                 Lookup::Complete(tree) => tree,
                 Lookup::Missing(missing) => {
@@ -174,24 +183,33 @@ pub fn checkout(
                     });
                 }
             }
-        }
-    };
+        };
+    let reused = reusable_worktree(work_dir, &tree.entries, format, log);
 
-    clear_worktree(work_dir)?;
     let sha = commit.to_string();
-    git.run(
-        &["checkout", "--quiet", "--force", "--detach", &sha],
-        LOCAL_TIMEOUT,
-    )?;
-    let head = git.run(&["rev-parse", "--verify", "HEAD^{commit}"], LOCAL_TIMEOUT)?;
-    let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
-    if head != sha {
-        return Err(GitError::HeadMismatch {
-            expected: sha,
-            actual: head,
-        });
-    }
-    let files = worktree::verify(work_dir, &tree.entries, format)?;
+    let files = if let Some(files) = reused {
+        // The tree on disk is the commit's, as a checkout would leave it: give git the
+        // index and HEAD a checkout would have written, and leave the files alone.
+        git.run(&["read-tree", &sha], LOCAL_TIMEOUT)?;
+        // A detached HEAD is the id alone (gitrepository-layout(5)); `git init` just wrote
+        // this file, and git reads it back below.
+        fs::write(work_dir.join(".git/HEAD"), format!("{sha}\n")).map_err(|source| {
+            GitError::WorkDir {
+                path: work_dir.to_owned(),
+                source,
+            }
+        })?;
+        verify_head(&git, &sha)?;
+        files
+    } else {
+        clear_worktree(work_dir)?;
+        git.run(
+            &["checkout", "--quiet", "--force", "--detach", &sha],
+            LOCAL_TIMEOUT,
+        )?;
+        verify_head(&git, &sha)?;
+        worktree::verify(work_dir, &tree.entries, format)?
+    };
     log.info(&format!(
         "working tree verified: {files} files match tree {}",
         hex::encode(&tree.tree)
@@ -208,6 +226,60 @@ pub fn checkout(
         files,
         entries: tree.entries,
     })
+}
+
+/// HEAD as git reads it must name the commit.
+fn verify_head(git: &Git, sha: &str) -> Result<(), GitError> {
+    let head = git.run(&["rev-parse", "--verify", "HEAD^{commit}"], LOCAL_TIMEOUT)?;
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    if head == sha {
+        Ok(())
+    } else {
+        Err(GitError::HeadMismatch {
+            expected: sha.to_owned(),
+            actual: head,
+        })
+    }
+}
+
+/// A warm start: the working tree left by an earlier run, if it passes the whole proof and
+/// is, down to modes, owner and links, what a fresh checkout would make (the number of
+/// files checked). Anything else — an extra, missing or changed path, type, mode, symlink
+/// target or byte — and the tree is wiped and checked out again.
+fn reusable_worktree(
+    work_dir: &Path,
+    entries: &[TreeEntry],
+    format: ObjectFormat,
+    log: &Logger,
+) -> Option<usize> {
+    let has_files = fs::read_dir(work_dir)
+        .ok()?
+        .any(|item| item.is_ok_and(|item| item.file_name() != ".git"));
+    if !has_files && !entries.is_empty() {
+        return None;
+    }
+    let Some(fresh) = worktree::Fresh::of_this_process() else {
+        log.info("umask or effective uid unknown or group/other-writable; checking out afresh");
+        return None;
+    };
+    match worktree::verify_reusable(work_dir, entries, format, fresh) {
+        Ok(files) => {
+            log.info("the working tree already is the commit's tree; not checking it out again");
+            Some(files)
+        }
+        Err(error) => {
+            let why = match error {
+                GitError::WorktreeMismatch { path, detail } => {
+                    format!("{} {detail}", path.display())
+                }
+                other => other.to_string(),
+            };
+            log.info(&format!(
+                "the working tree is not the commit's ({why}); wiping it and checking out"
+            ));
+            None
+        }
+    }
 }
 
 /// Makes `work_dir` a repository holding only our own metadata, keeping reused objects.
@@ -255,16 +327,49 @@ fn prepare_work_dir(
             }
         }
     }
-    let object_format = format!("--object-format={}", format.git_name());
-    git.run(
-        &["init", "--quiet", "--template=", &object_format],
-        LOCAL_TIMEOUT,
-    )?;
-    git.run(&["config", "remote.origin.url", repo_url], LOCAL_TIMEOUT)?;
+    // What `git init --template= --object-format=<f>` followed by `git config
+    // remote.origin.url <url>` writes (gitrepository-layout(5); git-config(1), "Syntax":
+    // inside double quotes, `"` and `\` are escaped with `\`), without two git processes:
+    // everything but the objects was just deleted, and git reads it all back below.
+    for dir in ["objects/info", "objects/pack", "refs/heads", "refs/tags"] {
+        fs::create_dir_all(git_dir.join(dir)).map_err(io)?;
+    }
+    fs::write(git_dir.join("HEAD"), "ref: refs/heads/master\n").map_err(io)?;
+    let extensions = match format {
+        ObjectFormat::Sha1 => "",
+        ObjectFormat::Sha256 => "[extensions]\n\tobjectformat = sha256\n",
+    };
+    let version = u8::from(format == ObjectFormat::Sha256);
+    fs::write(
+        git_dir.join("config"),
+        format!(
+            "[core]\n\trepositoryformatversion = {version}\n\tfilemode = true\n\tbare = false\n\
+             \tlogallrefupdates = true\n{extensions}[remote \"origin\"]\n\turl = {}\n",
+            quote_config_value(repo_url)
+        ),
+    )
+    .map_err(io)?;
     let info = git_dir.join("info");
     fs::create_dir_all(&info).map_err(io)?;
     fs::write(info.join("attributes"), NEUTRAL_ATTRIBUTES).map_err(io)?;
     Ok(git)
+}
+
+/// A git config value in double quotes, every character but `"`, `\`, newline and tab as is.
+fn quote_config_value(value: &str) -> String {
+    let mut quoted = String::with_capacity(value.len() + 2);
+    quoted.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            '\n' => quoted.push_str("\\n"),
+            '\t' => quoted.push_str("\\t"),
+            other => quoted.push(other),
+        }
+    }
+    quoted.push('"');
+    quoted
 }
 
 /// The origin recorded in a reused checkout, read from its config file alone (no includes).
@@ -369,47 +474,6 @@ fn remove(path: &Path, is_dir: bool) -> std::io::Result<()> {
     }
 }
 
-/// Fetches just the commit (shallow, by id); if the server refuses, everything.
-fn fetch(git: &Git, repo_url: &str, commit: &CommitId, log: &Logger) -> Result<(), GitError> {
-    let sha = commit.to_string();
-    log.info(&format!(
-        "fetching {sha} from {repo_url} (shallow, by commit id)"
-    ));
-    let shallow = git.run(
-        &[
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            "--no-write-fetch-head",
-            "--depth=1",
-            "origin",
-            &sha,
-        ],
-        FETCH_TIMEOUT,
-    );
-    let Err(refused) = shallow else {
-        return Ok(());
-    };
-    log.warn(&format!(
-        "fetch by commit id failed ({refused}); fetching all branches and tags"
-    ));
-    let mut args = vec!["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"];
-    if git_dir_has_shallow(git) {
-        args.push("--unshallow");
-    }
-    args.extend([
-        "origin",
-        "+refs/heads/*:refs/remotes/origin/*",
-        "+refs/tags/*:refs/tags/*",
-    ]);
-    git.run(&args, FETCH_TIMEOUT).map(|_| ())
-}
-
-fn git_dir_has_shallow(git: &Git) -> bool {
-    git.run(&["rev-parse", "--is-shallow-repository"], LOCAL_TIMEOUT)
-        .is_ok_and(|out| out.stdout.starts_with(b"true"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,6 +494,52 @@ mod tests {
             .unwrap();
         assert!(output.status.success(), "git {args:?}: {output:?}");
         String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+
+    /// The origin written without `git config` reads back as git reads it, whatever the URL
+    /// holds that config syntax treats specially.
+    #[test]
+    fn origin_url_is_quoted_as_git_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        for url in [
+            "https://example.com/a.git",
+            r#"/srv/we"ird\path;x#y.git"#,
+            "file:///a b\tc",
+        ] {
+            let work = dir.path().join("w");
+            let _ = fs::remove_dir_all(&work);
+            fs::create_dir(&work).unwrap();
+            prepare_work_dir(url, &work, ObjectFormat::Sha1, &Logger::default()).unwrap();
+            assert_eq!(git(&work, &["config", "--get", "remote.origin.url"]), url);
+        }
+    }
+
+    /// A SHA-256 repository: the metadata the launcher writes itself declares the format,
+    /// a cold start checks the commit out, and a restart finds git reading it back.
+    #[test]
+    fn sha256_repository_checks_out_and_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let origin = dir.path().join("origin");
+        fs::create_dir(&origin).unwrap();
+        git(&origin, &["init", "--quiet", "--object-format=sha256"]);
+        fs::write(origin.join("run.sh"), "echo approved\n").unwrap();
+        git(&origin, &["add", "--all"]);
+        git(&origin, &["commit", "--quiet", "-m", "c"]);
+        let sha = git(&origin, &["rev-parse", "HEAD"]);
+        assert_eq!(sha.len(), 64);
+        let commit = CommitId::parse(&sha).unwrap();
+        let approved = ApprovedList::load(None, commit)
+            .unwrap()
+            .approve(None)
+            .unwrap();
+        let work = dir.path().join("work");
+        let url = format!("file://{}", origin.display());
+        for _ in 0..2 {
+            let done = checkout(&url, &work, &approved, &Logger::default()).unwrap();
+            assert_eq!(done.files, 1);
+            assert_eq!(git(&work, &["rev-parse", "HEAD"]), sha);
+            assert_eq!(git(&work, &["status", "--porcelain"]), "");
+        }
     }
 
     /// A writer swapping a file after `HEAD verified`: the re-check sees it, for the one

@@ -1,31 +1,19 @@
-//! Reading the commit's tree through `git cat-file`, re-hashing every object, so that what
-//! the launcher expects on disk comes from bytes it checked itself, not from git's word.
+//! Git objects as the launcher checks them: the hash of `<type> <len>\0<content>`, and the
+//! commit and tree formats, parsed only after the bytes hashed to their name.
 //!
 //! A reused disk is untrusted: an object file there may hold other bytes than its name says,
-//! and git does not re-hash objects on read. Here every commit and tree object is hashed and
-//! compared with its name before it is parsed, so the expected file list is a Merkle proof
-//! rooted in the approved commit id.
+//! and git does not re-hash objects on read. Every commit and tree object is hashed and
+//! compared with its name before it is parsed (see `object_reader`), so the expected file
+//! list is a Merkle proof rooted in the approved commit id.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread;
-use std::time::Duration;
 
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
 
 use super::GitError;
-use super::command::Git;
-use crate::digest::{CommitId, ObjectFormat};
+use crate::digest::ObjectFormat;
 use crate::hex;
-
-/// Commit and tree objects larger than this are refused (they are kilobytes in practice).
-const MAX_OBJECT_BYTES: u64 = 64 * 1024 * 1024;
-/// Refuse trees with more entries than any real repository checks out.
-const MAX_ENTRIES: usize = 2_000_000;
 
 /// One path the commit's tree says must exist, relative to the checkout.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,206 +95,8 @@ pub fn object_id(format: ObjectFormat, kind: &str, content: &[u8]) -> Vec<u8> {
     hasher.finish()
 }
 
-/// Longest one reader may run: it reads a reused object store, where a file could block
-/// `git` (a FIFO planted after the store was checked), and a read from it has no timeout.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// A running `git cat-file --batch-command`, killed by a watchdog after [`READ_TIMEOUT`].
-#[derive(Debug)]
-pub struct ObjectReader {
-    child: Arc<Mutex<Child>>,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    format: ObjectFormat,
-    /// Dropping it stops the watchdog.
-    _watchdog: mpsc::Sender<()>,
-    expired: Arc<AtomicBool>,
-}
-
-impl ObjectReader {
-    pub fn spawn(git: &Git, format: ObjectFormat) -> Result<Self, GitError> {
-        let mut command = git.command();
-        command
-            .args(["cat-file", "--batch-command"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let spawn_error = |source| GitError::Spawn {
-            command: "cat-file --batch-command".into(),
-            source,
-        };
-        let mut child = command.spawn().map_err(spawn_error)?;
-        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            let _ = child.kill();
-            return Err(GitError::ObjectStream {
-                detail: "cat-file pipes unavailable".into(),
-            });
-        };
-        let child = Arc::new(Mutex::new(child));
-        let expired = Arc::new(AtomicBool::new(false));
-        let (watchdog, stop) = mpsc::channel::<()>();
-        let (watched, flag) = (Arc::clone(&child), Arc::clone(&expired));
-        thread::spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(READ_TIMEOUT) {
-                flag.store(true, Ordering::SeqCst);
-                // Closing git's end of the pipes wakes the blocked read with EOF.
-                if let Ok(mut child) = watched.lock() {
-                    let _ = child.kill();
-                }
-            }
-        });
-        Ok(Self {
-            child,
-            stdin,
-            stdout: BufReader::new(stdout),
-            format,
-            _watchdog: watchdog,
-            expired,
-        })
-    }
-
-    /// Reads the whole tree of `commit`, or reports the first missing object.
-    pub fn read_commit(&mut self, commit: &CommitId) -> Result<Lookup, GitError> {
-        let result = self.read_tree_of(commit);
-        if self.expired.load(Ordering::SeqCst) {
-            return Err(GitError::TimedOut {
-                command: "cat-file --batch-command".into(),
-                seconds: READ_TIMEOUT.as_secs(),
-            });
-        }
-        result
-    }
-
-    fn read_tree_of(&mut self, commit: &CommitId) -> Result<Lookup, GitError> {
-        let Some(content) = self.verified(commit.as_bytes(), "commit")? else {
-            return Ok(Lookup::Missing(commit.to_string()));
-        };
-        let commit_object = content.clone();
-        let tree =
-            parse_commit_tree(&content, self.format).ok_or_else(|| GitError::MalformedObject {
-                oid: commit.to_string(),
-                detail: "commit does not start with a tree line".into(),
-            })?;
-        let mut entries = Vec::new();
-        let mut pending = vec![(tree.clone(), PathBuf::new())];
-        while let Some((oid, prefix)) = pending.pop() {
-            let Some(content) = self.verified(&oid, "tree")? else {
-                return Ok(Lookup::Missing(hex::encode(&oid)));
-            };
-            for entry in parse_tree(&content, &oid, self.format)? {
-                let path = prefix.join(&entry.name);
-                match entry.kind {
-                    EntryKind::Directory => pending.push((entry.oid.clone(), path.clone())),
-                    EntryKind::File { .. } | EntryKind::Symlink => {
-                        if !self.blob_exists(&entry.oid)? {
-                            return Ok(Lookup::Missing(hex::encode(&entry.oid)));
-                        }
-                    }
-                    EntryKind::Submodule => {}
-                }
-                entries.push(TreeEntry {
-                    path,
-                    kind: entry.kind,
-                    oid: entry.oid,
-                });
-                if entries.len() > MAX_ENTRIES {
-                    return Err(GitError::MalformedObject {
-                        oid: hex::encode(&tree),
-                        detail: format!("more than {MAX_ENTRIES} entries"),
-                    });
-                }
-            }
-        }
-        Ok(Lookup::Complete(CommitTree {
-            tree,
-            entries,
-            object: commit_object,
-        }))
-    }
-
-    /// Contents of an object of the expected type whose hash matches its name.
-    fn verified(&mut self, oid: &[u8], kind: &str) -> Result<Option<Vec<u8>>, GitError> {
-        let oid_hex = hex::encode(oid);
-        let Some((actual_kind, size)) = self.request("contents", &oid_hex)? else {
-            return Ok(None);
-        };
-        if size > MAX_OBJECT_BYTES {
-            return Err(GitError::MalformedObject {
-                oid: oid_hex,
-                detail: format!("{actual_kind} object of {size} bytes exceeds the cap"),
-            });
-        }
-        let mut content = Vec::new();
-        (&mut self.stdout)
-            .take(size + 1)
-            .read_to_end(&mut content)
-            .map_err(|e| stream_error(&e))?;
-        if content.pop() != Some(b'\n') || content.len() as u64 != size {
-            return Err(GitError::ObjectStream {
-                detail: format!("short read of object {oid_hex}"),
-            });
-        }
-        if actual_kind != kind || object_id(self.format, &actual_kind, &content) != oid {
-            return Err(GitError::CorruptObject {
-                oid: oid_hex,
-                kind: actual_kind,
-            });
-        }
-        Ok(Some(content))
-    }
-
-    fn blob_exists(&mut self, oid: &[u8]) -> Result<bool, GitError> {
-        let oid_hex = hex::encode(oid);
-        match self.request("info", &oid_hex)? {
-            None => Ok(false),
-            Some((kind, _)) if kind == "blob" => Ok(true),
-            Some((kind, _)) => Err(GitError::CorruptObject { oid: oid_hex, kind }),
-        }
-    }
-
-    /// Sends one command; returns the object's type and size, or `None` if it is missing.
-    fn request(&mut self, verb: &str, oid_hex: &str) -> Result<Option<(String, u64)>, GitError> {
-        writeln!(self.stdin, "{verb} {oid_hex}")
-            .and_then(|()| self.stdin.flush())
-            .map_err(|e| stream_error(&e))?;
-        let mut header = String::new();
-        (&mut self.stdout)
-            .take(4096)
-            .read_line(&mut header)
-            .map_err(|e| stream_error(&e))?;
-        let fields: Vec<&str> = header.trim_end_matches('\n').split(' ').collect();
-        match fields.as_slice() {
-            [name, "missing"] if *name == oid_hex => Ok(None),
-            [name, kind, size] if *name == oid_hex => size
-                .parse()
-                .map(|size| Some(((*kind).to_owned(), size)))
-                .map_err(|_| GitError::ObjectStream {
-                    detail: format!("bad cat-file header {header:?}"),
-                }),
-            _ => Err(GitError::ObjectStream {
-                detail: format!("unexpected cat-file reply {header:?} for {oid_hex}"),
-            }),
-        }
-    }
-}
-
-fn stream_error(error: &std::io::Error) -> GitError {
-    GitError::ObjectStream {
-        detail: error.to_string(),
-    }
-}
-
-impl Drop for ObjectReader {
-    fn drop(&mut self) {
-        if let Ok(mut child) = self.child.lock() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 /// The root tree named on a commit's first line.
-fn parse_commit_tree(content: &[u8], format: ObjectFormat) -> Option<Vec<u8>> {
+pub(super) fn parse_commit_tree(content: &[u8], format: ObjectFormat) -> Option<Vec<u8>> {
     let rest = content.strip_prefix(b"tree ")?;
     let (hex_name, _) = rest.split_at_checked(format.id_len() * 2)?;
     if rest.get(format.id_len() * 2) != Some(&b'\n') {
@@ -319,14 +109,14 @@ fn parse_commit_tree(content: &[u8], format: ObjectFormat) -> Option<Vec<u8>> {
     }
 }
 
-struct RawEntry {
-    name: String,
-    kind: EntryKind,
-    oid: Vec<u8>,
+pub(super) struct RawEntry {
+    pub name: String,
+    pub kind: EntryKind,
+    pub oid: Vec<u8>,
 }
 
 /// Parses `<octal mode> <name>\0<raw oid>` entries, refusing names git itself refuses.
-fn parse_tree(
+pub(super) fn parse_tree(
     content: &[u8],
     tree: &[u8],
     format: ObjectFormat,
