@@ -106,6 +106,7 @@ pub enum Command {
         config: Option<PathBuf>,
     },
     /// Check a TDX quote and its event log offline: which workload runs there
+    #[cfg(feature = "verify")]
     Verify(Box<VerifyArgs>),
     /// Validate and resolve with no side effects; print the workload and every event `run` would measure
     Plan {
@@ -119,6 +120,7 @@ pub enum Command {
 
 /// `verify`'s arguments. The event log to check is the global `--event-log`: with INPUT its
 /// entries are appended to the input's log (the tdx-sysfs case), with `--quote` it is the log.
+#[cfg(feature = "verify")]
 #[derive(Debug, Args)]
 #[command(
     after_help = "Every launch attempt in the log must be accepted: with several --expect-commit/--expect-image (or --expect-file) values, each launch's workload must be one of them; likewise its config (--expect-config-sha256) and, for an image launch, its compose digest (--expect-compose-sha256).\n\

@@ -30,6 +30,7 @@ pub mod strict_json;
 pub mod subprocess;
 pub mod tdx_quote;
 pub mod tee_presence;
+#[cfg(feature = "verify")]
 pub mod verify;
 pub mod watch;
 pub mod work_dir;
@@ -43,15 +44,20 @@ use std::path::PathBuf;
 
 use clap::Parser as _;
 
-use cli::{BackendArg, Cli, Command, ConfigFormatArg, LogFormatArg, VerifyArgs};
+#[cfg(feature = "verify")]
+use cli::VerifyArgs;
+use cli::{BackendArg, Cli, Command, ConfigFormatArg, LogFormatArg};
 use config::ConfigFormat;
+#[cfg(feature = "verify")]
 use digest::{CommitId, ImageDigest};
 use error::{EXIT_OK, EXIT_USAGE, Error};
 use launch::Options;
 use log::{LogFormat, Logger};
 use measure::BackendChoice;
 use platform::Platform;
+#[cfg(feature = "verify")]
 use verify::{Expectations, VerifyOptions};
+#[cfg(feature = "verify")]
 use workload::Workload;
 
 /// Runs the command line and returns the process exit code.
@@ -135,6 +141,7 @@ fn dispatch(cli: Cli, log: &Logger) -> Result<i32, Error> {
             print(&plan::render(&resolved, json))?;
             Ok(EXIT_OK)
         }
+        #[cfg(feature = "verify")]
         Command::Verify(args) => {
             let json = args.json;
             let options = verify_options(*args, global.event_log.clone())?;
@@ -157,6 +164,7 @@ fn print(text: &str) -> Result<(), Error> {
 }
 
 /// A hex flag value of exactly `N` bytes.
+#[cfg(feature = "verify")]
 fn exact<const N: usize>(flag: &str, text: &str) -> Result<[u8; N], Error> {
     hex::decode_exact::<N>(text).ok_or_else(|| {
         Error::Usage(format!(
@@ -167,16 +175,19 @@ fn exact<const N: usize>(flag: &str, text: &str) -> Result<[u8; N], Error> {
 }
 
 /// A hex flag of exactly `N` bytes.
+#[cfg(feature = "verify")]
 fn fixed<const N: usize>(flag: &str, value: Option<String>) -> Result<Option<[u8; N]>, Error> {
     value.map(|text| exact::<N>(flag, &text)).transpose()
 }
 
 /// A repeatable hex flag of exactly `N` bytes.
+#[cfg(feature = "verify")]
 fn many<const N: usize>(flag: &str, values: &[String]) -> Result<Vec<[u8; N]>, Error> {
     values.iter().map(|text| exact::<N>(flag, text)).collect()
 }
 
 /// A hex flag of at most `max` bytes.
+#[cfg(feature = "verify")]
 fn bytes(flag: &str, value: Option<String>, max: usize) -> Result<Option<Vec<u8>>, Error> {
     value
         .map(|text| {
@@ -192,6 +203,7 @@ fn bytes(flag: &str, value: Option<String>, max: usize) -> Result<Option<Vec<u8>
 }
 
 /// Checks `verify`'s flag values; a malformed expectation is a usage error.
+#[cfg(feature = "verify")]
 fn verify_options(args: VerifyArgs, event_log: Option<PathBuf>) -> Result<VerifyOptions, Error> {
     if args.input.is_none() && args.quote.is_none() {
         return Err(Error::Usage("verify needs INPUT or --quote FILE".into()));
