@@ -157,10 +157,11 @@ fn dispatch(cli: Cli, log: &Logger) -> Result<i32, Error> {
 }
 
 fn print(text: &str) -> Result<(), Error> {
-    std::io::stdout()
-        .lock()
+    let mut stdout = std::io::stdout().lock();
+    stdout
         .write_all(text.as_bytes())
-        .map_err(|e| Error::Usage(format!("cannot write to stdout: {e}")))
+        .and_then(|()| stdout.flush())
+        .map_err(Error::Output)
 }
 
 /// A hex flag value of exactly `N` bytes.
