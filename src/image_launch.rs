@@ -34,8 +34,6 @@ pub enum ImageLaunchError {
     #[error("compose template {path}: {source}")]
     Render { path: String, source: TemplateError },
     #[error(transparent)]
-    Docker(#[from] DockerError),
-    #[error(transparent)]
     WorkloadConfig(#[from] WorkloadConfigError),
     #[error("cannot write compose file {path}: {source}")]
     Write {
@@ -121,6 +119,7 @@ pub fn image_name(spec: &ImageSpec, resolution: &Resolution) -> String {
 
 /// Pulls the approved digest, confirms the engine holds exactly that image, writes the
 /// workload config (if any) and the compose file, and returns the compose command to run.
+/// Docker's failures are [`Error::Docker`], the one route they take to the user.
 pub fn prepare(
     spec: &ImageSpec,
     resolution: &Resolution,
@@ -129,7 +128,7 @@ pub fn prepare(
     password: Option<&str>,
     tee: bool,
     log: &Logger,
-) -> Result<Command, ImageLaunchError> {
+) -> Result<Command, Error> {
     if let Some(username) = &spec.username {
         docker.login(
             spec.reference.login_server(),
@@ -163,8 +162,9 @@ pub fn prepare(
                 approved_list: spec.approved_list.as_deref(),
                 tee,
             },
-        )?;
-        workload_config::write_atomically(&config.path, &text)?;
+        )
+        .map_err(ImageLaunchError::from)?;
+        workload_config::write_atomically(&config.path, &text).map_err(ImageLaunchError::from)?;
         log.info(&format!(
             "workload config written to {}",
             config.path.display()

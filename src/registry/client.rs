@@ -23,8 +23,9 @@ use super::RegistryError;
 use super::challenge::{Challenge, parse_challenges};
 use super::redirect;
 use super::reference::ImageReference;
+use crate::capped_read::CappedReadError;
 use crate::digest::ImageDigest;
-use transport::{Reply, read_capped};
+use transport::{Reply, read_body};
 
 /// A manifest is kilobytes; anything near this is not one.
 pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
@@ -84,6 +85,24 @@ pub struct Client {
     deadline: Instant,
 }
 
+/// What a GET by digest fetches: a manifest (or index), asked for with the `Accept` header of
+/// every manifest type the launcher reads, or a blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Object {
+    Manifest,
+    Blob,
+}
+
+impl Object {
+    /// The URL path segment: `/v2/<repository>/<segment>/<digest>`.
+    fn path(self) -> &'static str {
+        match self {
+            Self::Manifest => "manifests",
+            Self::Blob => "blobs",
+        }
+    }
+}
+
 impl Client {
     /// A client for `reference`. HTTPS with the built-in web roots, plus the certificates
     /// of `ca_file` when given; plain HTTP for a loopback registry without a CA file, or
@@ -126,23 +145,24 @@ impl Client {
 
     /// GETs `/v2/<repository>/manifests/<digest>` and checks the body against the digest.
     pub fn manifest(&mut self, digest: &ImageDigest) -> Result<Manifest, RegistryError> {
-        self.fetch("manifests", digest)
+        self.fetch(Object::Manifest, digest)
     }
 
     /// GETs `/v2/<repository>/blobs/<digest>` (a config blob) and checks it the same way.
     pub fn blob(&mut self, digest: &ImageDigest) -> Result<Vec<u8>, RegistryError> {
-        self.fetch("blobs", digest).map(|m| m.body)
+        self.fetch(Object::Blob, digest).map(|m| m.body)
     }
 
-    fn fetch(&mut self, kind: &str, digest: &ImageDigest) -> Result<Manifest, RegistryError> {
+    fn fetch(&mut self, object: Object, digest: &ImageDigest) -> Result<Manifest, RegistryError> {
         let url = format!(
-            "{}/v2/{}/{kind}/{digest}",
+            "{}/v2/{}/{}/{digest}",
             self.base,
-            self.reference.repository()
+            self.reference.repository(),
+            object.path()
         );
         let mut authenticated = false;
         loop {
-            let response = self.get_with_retries(&url, kind == "manifests")?;
+            let response = self.get_with_retries(&url, object == Object::Manifest)?;
             match response {
                 Reply::Ok { body, content_type } => {
                     let actual = ImageDigest::of(&body);
@@ -248,7 +268,14 @@ impl Client {
                     );
                 }
                 let body = match request.call() {
-                    Ok(response) => read_capped(response, MAX_TOKEN_BYTES).map_err(unauthorized)?,
+                    Ok(response) => read_body(response, MAX_TOKEN_BYTES).map_err(|e| {
+                        unauthorized(match e {
+                            CappedReadError::TooLarge => {
+                                format!("larger than {MAX_TOKEN_BYTES} bytes")
+                            }
+                            other => other.to_string(),
+                        })
+                    })?,
                     Err(ureq::Error::Status(code, _)) => {
                         return Err(unauthorized(format!(
                             "token service at {realm} answered HTTP {code} (wrong credentials?)"
@@ -348,19 +375,6 @@ fn tls_with_ca(path: &Path) -> Result<Arc<rustls::ClientConfig>, RegistryError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_known_answers() {
-        for (input, output) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("user:pass", "dXNlcjpwYXNz"),
-        ] {
-            assert_eq!(crate::base64::encode(input.as_bytes()), output, "{input}");
-        }
-    }
 
     /// Plain HTTP only for a loopback registry or with `insecure`; never for a realm that
     /// would receive credentials off this machine.
