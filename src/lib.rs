@@ -1,42 +1,47 @@
 //! trusted-launcher: start exactly the approved workload inside a TEE and prove it.
 //!
-//! The pipeline lives in [`launch`]; [`run`] is the only place that prints errors and
+//! The pipeline lives in `launch`; [`run`] is the only place that prints errors and
 //! chooses exit codes.
+//!
+//! Modules are private to the crate except the parsers of untrusted bytes (approved lists,
+//! configs, digests, hex, registry replies and references, compose documents, strict JSON,
+//! event logs and agent replies, TDX quotes, `verify`'s inputs), which the integration tests
+//! and the fuzz targets call as the binary does, and `docker`'s defaults the tests check.
 
 pub mod approval;
-pub mod atomic_file;
-pub mod base64;
-pub mod capped_read;
-pub mod cli;
-pub mod compose;
+mod atomic_file;
+mod base64;
+mod capped_read;
+mod cli;
+mod compose;
 pub mod compose_document;
 pub mod config;
-pub mod config_value;
+mod config_value;
 pub mod digest;
 pub mod docker;
-pub mod error;
-pub mod git;
-pub mod git_launch;
+mod error;
+mod git;
+mod git_launch;
 pub mod hex;
-pub mod image_launch;
-pub mod image_store;
-pub mod launch;
-pub mod log;
+mod image_launch;
+mod image_store;
+mod launch;
+mod log;
 pub mod measure;
-pub mod plan;
-pub mod platform;
+mod plan;
+mod platform;
 pub mod registry;
 pub mod strict_json;
-pub mod subprocess;
+mod subprocess;
 pub mod tdx_quote;
-pub mod tee_presence;
+mod tee_presence;
 #[cfg(feature = "verify")]
 pub mod verify;
-pub mod watch;
-pub mod work_dir;
-pub mod workload;
-pub mod workload_config;
-pub mod workload_env;
+mod watch;
+mod work_dir;
+mod workload;
+mod workload_config;
+mod workload_env;
 
 use std::ffi::OsString;
 use std::io::Write as _;

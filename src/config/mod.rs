@@ -20,9 +20,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use default_path::{
-    DEFAULT_CONFIG_PATH, DefaultConfig, GIT_LAUNCHER_CONFIG_PATH, default_config,
-};
+pub use default_path::default_config;
 pub use near::relocate_shared as relocate_near_shared;
 pub use problem::{Problem, ProblemKind};
 pub use raw::RawConfig;

@@ -99,7 +99,6 @@ pub struct VerifiedCheckout {
     /// Canonical path of the checkout root.
     pub root: PathBuf,
     pub commit: CommitId,
-    pub files: usize,
     /// The verified tree, to check the files again right before the workload starts.
     entries: Vec<TreeEntry>,
 }
@@ -202,7 +201,6 @@ pub fn checkout(
     Ok(VerifiedCheckout {
         root,
         commit,
-        files,
         entries: tree.entries,
     })
 }

@@ -10,7 +10,7 @@ mod retry_after;
 
 use std::fmt;
 
-pub use client::{Client, Credentials, DEADLINE, MAX_MANIFEST_BYTES};
+pub use client::{Client, Credentials};
 pub use manifest::Platform;
 pub use reference::ImageReference;
 

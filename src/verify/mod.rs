@@ -18,8 +18,8 @@ mod report;
 
 use std::path::PathBuf;
 
-pub use expect_file::{ExpectFile, ExpectFileError};
-pub use report::{EXIT_SIGNATURE_NOT_CHECKED, Outcome, Report, Status};
+pub use expect_file::ExpectFile;
+pub use report::Report;
 
 use crate::hex;
 use crate::measure::event::Event;
