@@ -5,11 +5,11 @@ use crate::compose_document::ComposeError;
 use crate::config::ConfigError;
 use crate::docker::DockerError;
 use crate::git::GitError;
-use crate::image_launch::ImageLaunchError;
 use crate::launch::LaunchError;
+use crate::launch::image::ImageLaunchError;
+use crate::launch::watch::WatchError;
 use crate::measure::MeasureError;
 use crate::registry::RegistryError;
-use crate::watch::WatchError;
 
 /// Exit code for success.
 pub const EXIT_OK: i32 = 0;

@@ -6,7 +6,8 @@
 //! Modules are private to the crate except the parsers of untrusted bytes (approved lists,
 //! configs, digests, hex, registry replies and references, compose documents, strict JSON,
 //! event logs and agent replies, TDX quotes, `verify`'s inputs), which the integration tests
-//! and the fuzz targets call as the binary does, and `docker`'s defaults the tests check.
+//! and the fuzz targets call as the binary does, the measurement contract, and `docker`'s
+//! defaults the tests check.
 
 pub mod approval;
 mod atomic_file;
@@ -17,13 +18,12 @@ mod compose;
 pub mod compose_document;
 pub mod config;
 mod config_value;
+pub mod contract;
 pub mod digest;
 pub mod docker;
 mod error;
 mod git;
-mod git_launch;
 pub mod hex;
-mod image_launch;
 mod image_store;
 mod launch;
 mod log;
@@ -31,13 +31,13 @@ pub mod measure;
 mod plan;
 mod platform;
 pub mod registry;
+mod stop_signal;
 pub mod strict_json;
 mod subprocess;
 pub mod tdx_quote;
 mod tee_presence;
 #[cfg(feature = "verify")]
 pub mod verify;
-mod watch;
 mod work_dir;
 mod workload;
 mod workload_config;
@@ -47,14 +47,12 @@ use std::ffi::OsString;
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, FromArgMatches as _};
 
 #[cfg(feature = "verify")]
 use cli::VerifyArgs;
-use cli::{BackendArg, Cli, Command, ConfigFormatArg, LogFormatArg};
+use cli::{BackendArg, Cli, Command, ConfigFormatArg, LaunchArgs, LogFormatArg};
 use config::ConfigFormat;
-#[cfg(feature = "verify")]
-use digest::{CommitId, ImageDigest};
 use error::{EXIT_OK, EXIT_USAGE, Error};
 use launch::Options;
 use log::{LogFormat, Logger};
@@ -71,19 +69,15 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let args = bare_form_as_run(args.into_iter().map(Into::into).collect());
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match Cli::command()
+        .try_get_matches_from(&args)
+        .and_then(|mut matches| Cli::from_arg_matches_mut(&mut matches))
+    {
         Ok(cli) => cli,
-        Err(error) => {
-            let _ = error.print();
-            return if error.use_stderr() {
-                EXIT_USAGE
-            } else {
-                EXIT_OK
-            };
-        }
+        Err(error) => return clap_error(&error, &args),
     };
-    let log = Logger::new(match cli.global.log_format {
+    let log = Logger::new(match cli.log_format {
         LogFormatArg::Text => LogFormat::Text,
         LogFormatArg::Json => LogFormat::Json,
     });
@@ -96,6 +90,47 @@ where
             error.exit_code()
         }
     }
+}
+
+/// Help and version requests print as clap renders them (stdout, exit 0); an argument error
+/// is one line in the launcher's log form (`trusted-launcher: error: ...`, or a JSON line with
+/// `--log-format json`), exit 2.
+fn clap_error(error: &clap::Error, args: &[OsString]) -> i32 {
+    if !error.use_stderr() {
+        let _ = error.print();
+        return EXIT_OK;
+    }
+    let json = args.windows(2).any(|pair| {
+        pair.first().is_some_and(|flag| flag == "--log-format")
+            && pair.get(1).is_some_and(|value| value == "json")
+    }) || args.iter().any(|arg| arg == "--log-format=json");
+    let log = Logger::new(if json {
+        LogFormat::Json
+    } else {
+        LogFormat::Text
+    });
+    log.error(&one_line(&error.to_string()));
+    EXIT_USAGE
+}
+
+/// clap's multi-line error as one line: the message, its tip, and where help is.
+fn one_line(rendered: &str) -> String {
+    let mut message = String::new();
+    let mut hint = String::new();
+    for line in rendered.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(text) = line.strip_prefix("error: ") {
+            text.clone_into(&mut message);
+        } else if let Some(tip) = line.strip_prefix("tip: ") {
+            message.push_str("; ");
+            message.push_str(tip);
+        } else if let Some(usage) = line.strip_prefix("Usage: ") {
+            hint = format!(" (usage: {usage}; see --help)");
+        }
+    }
+    if message.is_empty() {
+        message = rendered.trim().replace('\n', "; ");
+    }
+    format!("{message}{hint}")
 }
 
 fn dispatch(cli: Cli, log: &Logger) -> Result<i32, Error> {
@@ -111,56 +146,112 @@ fn dispatch(cli: Cli, log: &Logger) -> Result<i32, Error> {
         ));
         Ok(chosen.path)
     };
-    let global = cli.global;
-    let options = || -> Result<Options, Error> {
-        let (platform, platform_source) = platform(global.platform.as_deref())?;
-        Ok(Options {
-            platform,
-            platform_source,
-            event_log: global.event_log.clone(),
-            backend: global.measurement_backend.map(|b| match b {
-                BackendArg::Auto => BackendChoice::Auto,
-                BackendArg::Dstack => BackendChoice::Dstack,
-                BackendArg::DstackNative => BackendChoice::DstackNative,
-                BackendArg::TdxSysfs => BackendChoice::TdxSysfs,
-                BackendArg::Local => BackendChoice::Local,
-            }),
-            dstack_socket: global.dstack_socket.clone(),
-            rtmr3_path: global.rtmr3_path.clone(),
-            dstack_runtime_dir: global.dstack_runtime_dir.clone(),
-            docker: global.docker.clone(),
-            docker_config: global.docker_config.clone(),
-            near_shared_dir: global.near_shared_dir.clone(),
-            compose_file: global.compose_file.clone(),
-            format: global.format.map(|f| match f {
-                ConfigFormatArg::Line => ConfigFormat::Line,
-                ConfigFormatArg::Toml => ConfigFormat::Toml,
-                ConfigFormatArg::Near => ConfigFormat::Near,
-            }),
-        })
-    };
+    let before = cli.launch;
     match cli.command {
-        Command::Plan { config, json } => {
-            let options = options()?;
-            let resolved = launch::resolve(&config_or_default(config)?, &options, log)?;
-            print(&plan::render(&resolved, json))?;
-            Ok(EXIT_OK)
-        }
-        #[cfg(feature = "verify")]
-        Command::Verify(args) => {
-            let json = args.json;
-            let options = verify_options(*args, global.event_log.clone())?;
-            let report = verify::verify(&options);
-            print(&if json { report.json() } else { report.text() })?;
-            Ok(report.exit_code())
-        }
-        Command::Run { config } => {
-            let options = options()?;
-            launch::run(&config_or_default(config)?, &options, log)
+        None => launch::run(&config_or_default(cli.config)?, &options(before)?, log),
+        Some(command) => {
+            if let Some(config) = &cli.config {
+                return Err(Error::Usage(format!(
+                    "{} is a CONFIG of the bare form; with a command, give it after the command",
+                    config.display()
+                )));
+            }
+            match command {
+                Command::Run { launch, config } => {
+                    let options = options(launch.or(before))?;
+                    launch::run(&config_or_default(config)?, &options, log)
+                }
+                Command::Plan {
+                    launch,
+                    config,
+                    json,
+                } => {
+                    let options = options(launch.or(before))?;
+                    let resolved = launch::resolve(&config_or_default(config)?, &options, log)?;
+                    print(&plan::render(&resolved, json))?;
+                    Ok(EXIT_OK)
+                }
+                #[cfg(feature = "verify")]
+                Command::Verify(args) => {
+                    if let Some(flag) = before.first_given() {
+                        return Err(Error::Usage(format!(
+                            "{flag} is an option of run and plan, not of verify (see trusted-launcher verify --help)"
+                        )));
+                    }
+                    let json = args.json;
+                    let options = verify_options(*args)?;
+                    let report = verify::verify(&options);
+                    print(&if json { report.json() } else { report.text() })?;
+                    Ok(report.exit_code())
+                }
+                #[cfg(not(feature = "verify"))]
+                Command::Verify { .. } => Err(Error::Usage(
+                    "verify is not in this build: the launcher image's binary is built without the verify feature; use the release's trusted-launcher-verifier (or a default cargo build)".into(),
+                )),
+                Command::Help { command } => help(command.as_deref()),
+            }
         }
     }
 }
 
+/// `help [COMMAND]`: the help of the program or of one command, on stdout.
+fn help(command: Option<&str>) -> Result<i32, Error> {
+    let mut program = Cli::command();
+    let commands: Vec<String> = program
+        .get_subcommands()
+        .filter(|sub| !sub.is_hide_set())
+        .map(|sub| sub.get_name().to_owned())
+        .collect();
+    let text = match command {
+        None => program.render_help(),
+        Some(name) => program
+            .find_subcommand_mut(name)
+            .filter(|sub| !sub.is_hide_set())
+            .map(|sub| {
+                let mut sub = sub.clone().bin_name(format!("trusted-launcher {name}"));
+                sub.render_help()
+            })
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "help: no command {name:?} (commands: {})",
+                    commands.join(", ")
+                ))
+            })?,
+    };
+    print(&text.to_string())?;
+    Ok(EXIT_OK)
+}
+
+/// The launch options as the pipeline takes them.
+fn options(launch: LaunchArgs) -> Result<Options, Error> {
+    let (platform, platform_source) = platform(launch.platform.as_deref())?;
+    Ok(Options {
+        platform,
+        platform_source,
+        event_log: launch.event_log,
+        backend: launch.measurement_backend.map(|b| match b {
+            BackendArg::Auto => BackendChoice::Auto,
+            BackendArg::Dstack => BackendChoice::Dstack,
+            BackendArg::DstackNative => BackendChoice::DstackNative,
+            BackendArg::TdxSysfs => BackendChoice::TdxSysfs,
+            BackendArg::Local => BackendChoice::Local,
+        }),
+        dstack_socket: launch.dstack_socket,
+        rtmr3_path: launch.rtmr3_path,
+        dstack_runtime_dir: launch.dstack_runtime_dir,
+        docker: launch.docker,
+        docker_config: launch.docker_config,
+        near_shared_dir: launch.near_shared_dir,
+        compose_file: launch.compose_file,
+        format: launch.format.map(|f| match f {
+            ConfigFormatArg::Line => ConfigFormat::Line,
+            ConfigFormatArg::Toml => ConfigFormat::Toml,
+            ConfigFormatArg::Near => ConfigFormat::Near,
+        }),
+    })
+}
+
+/// Writes the output; a failed write (a closed pipe, a full disk) is [`Error::Output`].
 fn print(text: &str) -> Result<(), Error> {
     let mut stdout = std::io::stdout().lock();
     stdout
@@ -169,97 +260,39 @@ fn print(text: &str) -> Result<(), Error> {
         .map_err(Error::Output)
 }
 
-/// A hex flag value of exactly `N` bytes.
 #[cfg(feature = "verify")]
-fn exact<const N: usize>(flag: &str, text: &str) -> Result<[u8; N], Error> {
-    hex::decode_exact::<N>(text).ok_or_else(|| {
-        Error::Usage(format!(
-            "{flag} must be {} lowercase hex digits (got {text:?})",
-            N * 2
-        ))
-    })
-}
-
-/// A hex flag of exactly `N` bytes.
-#[cfg(feature = "verify")]
-fn fixed<const N: usize>(flag: &str, value: Option<String>) -> Result<Option<[u8; N]>, Error> {
-    value.map(|text| exact::<N>(flag, &text)).transpose()
-}
-
-/// A repeatable hex flag of exactly `N` bytes.
-#[cfg(feature = "verify")]
-fn many<const N: usize>(flag: &str, values: &[String]) -> Result<Vec<[u8; N]>, Error> {
-    values.iter().map(|text| exact::<N>(flag, text)).collect()
-}
-
-/// A hex flag of at most `max` bytes.
-#[cfg(feature = "verify")]
-fn bytes(flag: &str, value: Option<String>, max: usize) -> Result<Option<Vec<u8>>, Error> {
-    value
-        .map(|text| {
-            hex::decode(&text)
-                .filter(|b| b.len() <= max)
-                .ok_or_else(|| {
-                    Error::Usage(format!(
-                        "{flag} must be lowercase hex of at most {max} bytes (got {text:?})"
-                    ))
-                })
-        })
-        .transpose()
-}
-
-/// Checks `verify`'s flag values; a malformed expectation is a usage error.
-#[cfg(feature = "verify")]
-fn verify_options(args: VerifyArgs, event_log: Option<PathBuf>) -> Result<VerifyOptions, Error> {
+/// `verify`'s typed flags as its options; the files they name (`--expect-file`, `--plan`)
+/// add to the accepted sets.
+fn verify_options(args: VerifyArgs) -> Result<VerifyOptions, Error> {
     if args.input.is_none() && args.quote.is_none() {
         return Err(Error::Usage("verify needs INPUT or --quote FILE".into()));
     }
     let mut allowed_tcb = vec!["UpToDate".to_owned()];
-    for status in args.allow_tcb_status {
-        if !verify::TCB_STATUSES.contains(&status.as_str()) {
-            return Err(Error::Usage(format!(
-                "--allow-tcb-status {status:?} is not a TCB status (one of {})",
-                verify::TCB_STATUSES.join(", ")
-            )));
-        }
-        allowed_tcb.push(status);
-    }
-    let mut events = Vec::new();
-    for item in args.expect_event {
-        let parsed = item
-            .split_once('=')
-            .filter(|(name, _)| !name.is_empty())
-            .and_then(|(name, payload)| hex::decode(payload).map(|p| (name.to_owned(), p)));
-        events.push(parsed.ok_or_else(|| {
-            Error::Usage(format!(
-                "--expect-event must be NAME=HEXPAYLOAD (got {item:?})"
-            ))
-        })?);
-    }
-    let mut workloads = Vec::new();
-    for text in args.expect_image {
-        let image = ImageDigest::parse(&text).ok_or_else(|| {
-            Error::Usage(format!(
-                "--expect-image must be sha256:<64 lowercase hex> (got {text:?})"
-            ))
-        })?;
-        workloads.push(Workload::Image(image));
-    }
-    for text in args.expect_commit {
-        let commit = CommitId::parse(&text).ok_or_else(|| {
-            Error::Usage(format!(
-                "--expect-commit must be 40 or 64 lowercase hex digits (got {text:?})"
-            ))
-        })?;
-        workloads.push(Workload::Git(commit));
-    }
-    let mut configs = many::<32>("--expect-config-sha256", &args.expect_config_sha256)?;
-    let mut composes = many::<32>("--expect-compose-sha256", &args.expect_compose_sha256)?;
+    allowed_tcb.extend(args.allow_tcb_status);
+    let mut expect = Expectations {
+        events: args.expect_event,
+        workloads: (args.expect_image.into_iter().map(Workload::Image))
+            .chain(args.expect_commit.into_iter().map(Workload::Git))
+            .collect(),
+        configs: args.expect_config_sha256,
+        composes: args.expect_compose_sha256,
+        compose_hash: args.expect_compose_hash,
+        app_id: args.expect_app_id,
+        mrtd: args.expect_mrtd,
+        rtmr: [args.expect_rtmr0, args.expect_rtmr1, args.expect_rtmr2],
+        report_data: args.expect_report_data,
+    };
     for path in &args.expect_file {
         let file = verify::ExpectFile::read(path).map_err(|e| Error::Usage(e.to_string()))?;
-        workloads.extend(file.workloads);
-        configs.extend(file.configs);
-        composes.extend(file.composes);
+        expect.workloads.extend(file.workloads);
+        expect.configs.extend(file.configs);
+        expect.composes.extend(file.composes);
+    }
+    for path in &args.plan {
+        let plan = verify::PlanFile::read(path).map_err(|e| Error::Usage(e.to_string()))?;
+        expect.workloads.push(plan.workload);
+        expect.configs.push(plan.config);
+        expect.composes.extend(plan.compose);
     }
     let now = match args.now {
         Some(now) => now,
@@ -271,59 +304,15 @@ fn verify_options(args: VerifyArgs, event_log: Option<PathBuf>) -> Result<Verify
     Ok(VerifyOptions {
         input: args.input,
         quote: args.quote,
-        event_log,
+        event_log: args.event_log,
         collateral: args.collateral,
         app_compose: args.app_compose,
         now,
         skip_dcap: args.skip_dcap,
         allow_no_launch: args.allow_no_launch,
         allowed_tcb,
-        expect: Expectations {
-            events,
-            workloads,
-            configs,
-            composes,
-            compose_hash: fixed("--expect-compose-hash", args.expect_compose_hash)?,
-            app_id: bytes("--expect-app-id", args.expect_app_id, 64)?,
-            mrtd: fixed("--expect-mrtd", args.expect_mrtd)?,
-            rtmr: [
-                fixed("--expect-rtmr0", args.expect_rtmr0)?,
-                fixed("--expect-rtmr1", args.expect_rtmr1)?,
-                fixed("--expect-rtmr2", args.expect_rtmr2)?,
-            ],
-            report_data: bytes("--expect-report-data", args.expect_report_data, 64)?,
-        },
+        expect,
     })
-}
-
-/// `trusted-launcher [OPTIONS] [CONFIG]` (git-launcher's form) means `run`: inserts `run`
-/// before the first positional argument unless it names a subcommand. Help and version
-/// requests are left alone.
-fn bare_form_as_run(mut args: Vec<OsString>) -> Vec<OsString> {
-    let wants_info = args
-        .iter()
-        .skip(1)
-        .any(|a| ["-h", "--help", "-V", "--version"].contains(&a.to_string_lossy().as_ref()));
-    let mut index = 1;
-    while let Some(arg) = args.get(index) {
-        let text = arg.to_string_lossy();
-        if text == "--" || !text.starts_with('-') {
-            if cli::SUBCOMMANDS.contains(&text.as_ref()) {
-                return args;
-            }
-            break;
-        }
-        index += if cli::VALUE_OPTIONS.contains(&text.as_ref()) {
-            2
-        } else {
-            1
-        };
-    }
-    if index >= args.len() && wants_info {
-        return args;
-    }
-    args.insert(index.min(args.len()), OsString::from("run"));
-    args
 }
 
 /// `--platform` wins over `PLATFORM`; both are case-insensitive; `tee` by default. Returns
@@ -351,44 +340,33 @@ fn platform(flag: Option<&str>) -> Result<(Platform, &'static str), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser as _;
 
-    fn rewrite(args: &[&str]) -> Vec<String> {
-        bare_form_as_run(args.iter().map(OsString::from).collect())
-            .into_iter()
-            .map(|a| a.into_string().unwrap())
-            .collect()
+    /// clap 4's rendering (error, tip, usage, "For more information") becomes one line.
+    #[test]
+    fn clap_errors_become_one_line() {
+        let rendered = "error: unexpected argument '--bogus' found\n\n  tip: to pass '--bogus' as a value, use '-- --bogus'\n\nUsage: trusted-launcher verify [OPTIONS] [INPUT]\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(rendered),
+            "unexpected argument '--bogus' found; to pass '--bogus' as a value, use '-- --bogus' (usage: trusted-launcher verify [OPTIONS] [INPUT]; see --help)"
+        );
+        assert_eq!(one_line("odd\ntext"), "odd; text");
     }
 
+    /// The bare form needs no list of subcommands or value options: clap tells a CONFIG from
+    /// a command, and options before either.
     #[test]
-    fn bare_form_becomes_run() {
-        for (input, expected) in [
-            (&["tl"][..], &["tl", "run"][..]),
-            (&["tl", "c.conf"], &["tl", "run", "c.conf"]),
-            (
-                &["tl", "--platform", "nontee", "c.conf"],
-                &["tl", "--platform", "nontee", "run", "c.conf"],
-            ),
-            (
-                &["tl", "--platform=nontee", "c.conf"],
-                &["tl", "--platform=nontee", "run", "c.conf"],
-            ),
-            (
-                &["tl", "--platform", "nontee"],
-                &["tl", "--platform", "nontee", "run"],
-            ),
-            (&["tl", "plan", "c.conf"], &["tl", "plan", "c.conf"]),
-            (
-                &["tl", "--format", "line", "run", "c"],
-                &["tl", "--format", "line", "run", "c"],
-            ),
-            (&["tl", "--help"], &["tl", "--help"]),
-            (&["tl", "-V"], &["tl", "-V"]),
-            (
-                &["tl", "--", "-weird.conf"],
-                &["tl", "run", "--", "-weird.conf"],
-            ),
-        ] {
-            assert_eq!(rewrite(input), expected, "{input:?}");
-        }
+    fn the_bare_form_is_parsed_by_clap() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).unwrap();
+        let bare = parse(&["tl", "--platform", "nontee", "c.conf"]);
+        assert!(bare.command.is_none());
+        assert_eq!(bare.config, Some(PathBuf::from("c.conf")));
+        assert_eq!(bare.launch.platform.as_deref(), Some("nontee"));
+        let run = parse(&["tl", "--format", "line", "run", "c"]);
+        assert!(matches!(run.command, Some(Command::Run { .. })));
+        assert!(run.config.is_none());
+        let dashed = parse(&["tl", "--", "-weird.conf"]);
+        assert_eq!(dashed.config, Some(PathBuf::from("-weird.conf")));
+        assert!(parse(&["tl"]).config.is_none());
     }
 }

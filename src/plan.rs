@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::contract;
 use crate::hex;
 use crate::launch::{Resolved, Target};
 use crate::measure::event::digest_hex;
@@ -84,7 +85,7 @@ pub fn render(resolved: &Resolved, json: bool) -> String {
                 config: resolution.config.to_string(),
             }),
             Some(ComposeJson {
-                sha256: format!("sha256:{}", compose.sha256()),
+                sha256: contract::sha256_payload(compose.sha256().as_bytes()),
                 document: compose.text(),
             }),
         ),

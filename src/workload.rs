@@ -21,6 +21,18 @@ impl Workload {
             Self::Image(digest) => format!("oci:{digest}"),
         }
     }
+
+    /// The workload an identity names: the inverse of [`Self::identity`], with the same
+    /// strict parsing as the config (lowercase hex of the full length).
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        if let Some(commit) = text.strip_prefix("git:") {
+            return CommitId::parse(commit).map(Self::Git);
+        }
+        text.strip_prefix("oci:")
+            .and_then(ImageDigest::parse)
+            .map(Self::Image)
+    }
 }
 
 impl fmt::Display for Workload {

@@ -221,53 +221,12 @@ fn image_mode_example_reads_its_approved_list_from_a_volume() {
     assert!(launcher["read_only"].is_badvalue());
 }
 
+/// The NEAR migration runs NEAR's user config, unchanged, with NEAR's environment from the
+/// example's own (attested) `environment:`: the `near` format reads it as NEAR's launcher
+/// would, keeping NEAR's digest, approved list, event and shared volume.
 #[test]
-fn near_migration_example_keeps_near_s_digest_list_and_event() {
+fn near_migration_example_runs_near_s_file_with_near_s_environment() {
     let example = Example::load("near-migration");
-    example.check_pins_and_sockets();
-    let scratch = tempfile::tempdir().unwrap();
-    let config = example.launcher_config(scratch.path());
-    let WorkloadSpec::Image(image) = config.workload else {
-        panic!("near-migration example is not image mode")
-    };
-    // NEAR's DEFAULT_IMAGE_DIGEST from the real NEAR attestation in tests/fixtures.
-    let near_digest = fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/near-mpc_mpc_image_digest.txt"
-    ))
-    .unwrap();
-    assert_eq!(
-        image.digest.to_string(),
-        format!("sha256:{}", near_digest.trim())
-    );
-    assert_eq!(
-        image.approved_list.as_deref(),
-        Some(Path::new("/mnt/shared/image-digest.bin"))
-    );
-    assert!(image.near_compat, "NEAR's mpc-image-digest event is kept");
-    assert!(
-        example
-            .launcher_volume_holding(Path::new("/mnt/shared/image-digest.bin"))
-            .is_some()
-    );
-    // The node and the launcher share NEAR's volume by its real name.
-    assert!(
-        image
-            .service
-            .volumes
-            .contains(&"shared-volume:/mnt/shared".to_owned())
-    );
-    assert_eq!(
-        example.compose["volumes"]["shared-volume"]["name"].as_str(),
-        Some("shared-volume")
-    );
-}
-
-/// NEAR's user config, unchanged, with NEAR's environment from the example's own
-/// (attested) `environment:`: the `near` format reads it as NEAR's launcher would.
-#[test]
-fn near_user_config_example_runs_near_s_file_with_near_s_environment() {
-    let example = Example::load("near-user-config");
     example.check_pins_and_sockets();
     let launcher = example.service("launcher");
     let environment: Vec<(String, String)> = Example::strings(&launcher["environment"])
@@ -304,7 +263,7 @@ fn near_user_config_example_runs_near_s_file_with_near_s_environment() {
             .map(|(_, v)| v.clone())
     };
     let config = config::load_with_env(&file, Some(config::ConfigFormat::Near), &lookup)
-        .unwrap_or_else(|e| panic!("near-user-config: {e:?}"));
+        .unwrap_or_else(|e| panic!("near-migration: {e:?}"));
     let WorkloadSpec::Image(image) = config.workload else {
         panic!("not image mode")
     };
@@ -318,7 +277,7 @@ fn near_user_config_example_runs_near_s_file_with_near_s_environment() {
         format!("sha256:{}", near_digest.trim())
     );
     assert_eq!(lookup("PLATFORM").as_deref(), Some("TEE"));
-    assert!(image.near_compat);
+    assert!(image.near_compat, "NEAR's mpc-image-digest event is kept");
     assert_eq!(image.project, "mpc-node");
     // The launcher reads the list and writes the node config on the shared volume: rw.
     let list = Path::new("/mnt/shared/image-digest.bin");
@@ -328,6 +287,17 @@ fn near_user_config_example_runs_near_s_file_with_near_s_environment() {
     let node_config = image.workload_config.unwrap();
     assert_eq!(node_config.path, Path::new("/mnt/shared/mpc-config.toml"));
     assert!(!node_config.content.is_empty());
+    // The node and the launcher share NEAR's volume by its real name.
+    assert!(
+        image
+            .service
+            .volumes
+            .contains(&"shared-volume:/mnt/shared".to_owned())
+    );
+    assert_eq!(
+        example.compose["volumes"]["shared-volume"]["name"].as_str(),
+        Some("shared-volume")
+    );
 }
 
 #[test]
@@ -342,13 +312,7 @@ fn every_example_directory_is_tested_and_linked_from_the_readme() {
     names.sort();
     assert_eq!(
         names,
-        [
-            "git-mode",
-            "git-mode-next",
-            "image-mode",
-            "near-migration",
-            "near-user-config"
-        ]
+        ["git-mode", "git-mode-next", "image-mode", "near-migration"]
     );
     for name in names {
         let link = format!("examples/dstack/{name}/");

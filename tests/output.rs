@@ -116,7 +116,7 @@ fn verify_into_a_closed_pipe_exits_4() {
         "/tests/fixtures/crabbox_real_attestation_info.json"
     );
     let verify = || {
-        let mut launcher = fx.launcher();
+        let mut launcher = common::Launcher::new(fx.path());
         launcher.args(["verify", input, "--skip-dcap", "--allow-no-launch"]);
         launcher.command()
     };

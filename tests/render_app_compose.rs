@@ -20,13 +20,7 @@ use std::process::{Command, Output};
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/dstack");
 const SCRIPT: &str = "render-app-compose.py";
-const NAMES: [&str; 5] = [
-    "git-mode",
-    "git-mode-next",
-    "image-mode",
-    "near-migration",
-    "near-user-config",
-];
+const NAMES: [&str; 4] = ["git-mode", "git-mode-next", "image-mode", "near-migration"];
 
 /// Every file under `dir` with its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {

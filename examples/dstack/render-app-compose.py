@@ -27,7 +27,6 @@ EXAMPLES = {
     "git-mode-next": {"name": "trusted-launcher-git-next", "gateway_enabled": False},
     "image-mode": {"name": "trusted-launcher-image", "gateway_enabled": True},
     "near-migration": {"name": "mpc-node", "gateway_enabled": False},
-    "near-user-config": {"name": "mpc-node", "gateway_enabled": False},
 }
 
 

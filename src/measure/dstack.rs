@@ -13,8 +13,9 @@ use serde::de::DeserializeOwned;
 
 use super::event::{Event, replay_from};
 use super::http::{Endpoint, HttpError, post_json};
-use super::replay::{self, LogEntry, ReplayError, last_launch};
+use super::replay::{self, LogEntry, ReplayError};
 use super::{MeasureError, Measurer};
+use crate::contract::launches::last_launch;
 use crate::hex;
 use crate::tdx_quote::{QuoteError, TdQuote};
 

@@ -1,22 +1,12 @@
-//! RTMR3 events: the launcher's measurement contract and dstack's v1 event digest.
+//! RTMR3 events: a name and payload, dstack's v1 and v2 event digests, and the register replay.
+//! Which events the launcher measures is [`crate::contract`].
 
 use sha2::{Digest as _, Sha384};
 
-use crate::approval::Approved;
-use crate::digest::Sha256Digest;
 use crate::hex;
-use crate::workload::Workload;
 
 /// dstack's event type for runtime (RTMR3) events.
 pub const EVENT_TYPE: u32 = 0x0800_0001;
-
-/// Event names of the measurement contract, in the order they are measured.
-pub const CONFIG_EVENT: &str = "trusted-launcher.config";
-pub const WORKLOAD_EVENT: &str = "trusted-launcher.workload";
-/// Image mode: `sha256:<hex>` of the exact compose document handed to compose, between
-/// `workload` and `ready` (and before any extra event such as NEAR's `mpc-image-digest`).
-pub const COMPOSE_EVENT: &str = "trusted-launcher.compose";
-pub const READY_EVENT: &str = "trusted-launcher.ready";
 
 /// One runtime event: a name and raw payload bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,26 +51,6 @@ impl Event {
         );
         Sha384::digest(canonical.as_bytes()).into()
     }
-}
-
-/// NEAR tee-launcher's event: the 32 raw bytes of the image digest it launched.
-pub const NEAR_IMAGE_EVENT: &str = "mpc-image-digest";
-
-/// The contract's events, in order: config, workload, any `extra` events (such as NEAR's
-/// `mpc-image-digest`), and `ready` last. Only an approved workload can be measured.
-#[must_use]
-pub fn contract_events(
-    config_sha256: &Sha256Digest,
-    workload: &Approved<Workload>,
-    extra: Vec<Event>,
-) -> Vec<Event> {
-    let mut events = vec![
-        Event::new(CONFIG_EVENT, format!("sha256:{config_sha256}")),
-        Event::new(WORKLOAD_EVENT, workload.value().identity()),
-    ];
-    events.extend(extra);
-    events.push(Event::new(READY_EVENT, Vec::new()));
-    events
 }
 
 /// `acc = SHA384(acc || digest)` over the digests, from 48 zero bytes.
@@ -149,23 +119,5 @@ mod tests {
             digest_hex(&Event::new("mpc-image-digest", image.to_vec()).digest()),
             "0405a5706797115cdcccb66841205179fa5c2d989ad42fee2e2fab4c5b52bb6d9aa9bf8a86755d37e8566fdaabebc468"
         );
-    }
-
-    #[test]
-    fn contract_events_have_fixed_names_payloads_and_order() {
-        let config = Sha256Digest::of(b"REPO_URL=x\n");
-        let commit = crate::digest::CommitId::parse(&"ab".repeat(20)).unwrap();
-        let list = crate::approval::ApprovedList::load(None, commit).unwrap();
-        let events = contract_events(&config, &list.approve(None).unwrap().workload(), Vec::new());
-        assert_eq!(events.len(), 3);
-        assert_eq!(events[0].name, "trusted-launcher.config");
-        assert_eq!(events[0].payload, format!("sha256:{config}").into_bytes());
-        assert_eq!(events[1].name, "trusted-launcher.workload");
-        assert_eq!(
-            events[1].payload,
-            format!("git:{}", "ab".repeat(20)).into_bytes()
-        );
-        assert_eq!(events[2].name, "trusted-launcher.ready");
-        assert!(events[2].payload.is_empty());
     }
 }

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::event::{EVENT_TYPE, Event, digest_hex};
-use super::replay::last_launch;
 use super::{MeasureError, Measurer};
 use crate::capped_read::{CappedReadError, open_regular_append, read_capped};
+use crate::contract::launches::last_launch;
 use crate::hex;
 
 /// The kernel's id of this boot: entries of earlier boots are not this boot's measurements.

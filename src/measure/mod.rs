@@ -1,4 +1,5 @@
-//! Measurement: the event contract, the backends that record it, and the once-per-boot rule.
+//! Measurement: the backends that record the contract's events ([`crate::contract`]) into
+//! RTMR3, and the once-per-boot rule.
 
 pub mod auto;
 pub mod dstack;
@@ -12,7 +13,7 @@ pub mod tdx_sysfs;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use event::{COMPOSE_EVENT, Event, NEAR_IMAGE_EVENT, contract_events};
+pub use event::Event;
 pub use event_log::LocalEventLog;
 
 use crate::log::Logger;

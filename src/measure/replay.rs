@@ -104,28 +104,6 @@ pub fn rtmr3(entries: &[LogEntry]) -> Result<Rtmr3Log, ReplayError> {
     })
 }
 
-/// The last launch in `events`: from the last `trusted-launcher.config` up to and including
-/// the first `trusted-launcher.ready` after it (or to the end). Extra events measured as part
-/// of a launch (NEAR's `mpc-image-digest`) belong to it; whatever the workload measures after
-/// `ready` does not.
-#[must_use]
-pub fn last_launch(events: &[Event]) -> Vec<Event> {
-    let Some(start) = events
-        .iter()
-        .rposition(|e| e.name == super::event::CONFIG_EVENT)
-    else {
-        return Vec::new();
-    };
-    let mut launch = Vec::new();
-    for event in events.iter().skip(start) {
-        launch.push(event.clone());
-        if event.name == super::event::READY_EVENT {
-            break;
-        }
-    }
-    launch
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,41 +167,5 @@ mod tests {
         let expected: [u8; 48] =
             Sha384::digest(br#"{"name":"app\"x","payload":"ab","type":134217729}"#).into();
         assert_eq!(event.digest_v2(), expected);
-    }
-
-    #[test]
-    fn last_launch_runs_from_the_last_config_to_its_ready() {
-        let names = [
-            "system-ready",
-            "trusted-launcher.config",
-            "trusted-launcher.workload",
-            "trusted-launcher.ready",
-            "app",
-            "trusted-launcher.config",
-            "trusted-launcher.workload",
-            "mpc-image-digest",
-            "trusted-launcher.ready",
-            "workload-event",
-        ];
-        let events: Vec<Event> = names.iter().map(|n| Event::new(n, Vec::new())).collect();
-        let last: Vec<String> = last_launch(&events).into_iter().map(|e| e.name).collect();
-        assert_eq!(
-            last,
-            [
-                "trusted-launcher.config",
-                "trusted-launcher.workload",
-                "mpc-image-digest",
-                "trusted-launcher.ready"
-            ]
-        );
-        let unfinished: Vec<String> = last_launch(&events[..7])
-            .into_iter()
-            .map(|e| e.name)
-            .collect();
-        assert_eq!(
-            unfinished,
-            ["trusted-launcher.config", "trusted-launcher.workload"]
-        );
-        assert!(last_launch(&events[..1]).is_empty());
     }
 }

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use super::dstack::{Dstack, QuotedLog, require_recorded};
 use super::event::Event;
 use super::event_log::LocalEventLog;
-use super::replay::last_launch;
 use super::{MeasureError, Measurer};
+use crate::contract::launches::last_launch;
 use crate::hex;
 
 /// The kernel's RTMR3 measurement file (Linux TSM measurement register interface).

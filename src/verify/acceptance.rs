@@ -5,11 +5,11 @@
 //! one of the expected workloads, an image launch's compose digest one of the expected
 //! compose digests. A set left empty constrains nothing (the report still shows the values).
 
-use crate::hex;
+use crate::contract::launches::Launch;
+use crate::contract::sha256_payload;
 use crate::workload::Workload;
 
 use super::Expectations;
-use super::launches::Launch;
 use super::report::{LaunchJson, Outcome, Report};
 
 /// Judges one launch: its outcome and, when not accepted, why.
@@ -23,14 +23,9 @@ pub fn judge(launch: &Launch, expect: &Expectations) -> (Outcome, Vec<String>) {
     let mut problems = Vec::new();
     if !expect.configs.is_empty() && !expect.configs.contains(&launch.config) {
         problems.push(format!(
-            "config sha256:{} is not one of the expected ({})",
-            hex::encode(&launch.config),
-            list(
-                expect
-                    .configs
-                    .iter()
-                    .map(|c| format!("sha256:{}", hex::encode(c)))
-            )
+            "config {} is not one of the expected ({})",
+            sha256_payload(&launch.config),
+            list(expect.configs.iter().map(sha256_payload))
         ));
     }
     if !expect.workloads.is_empty() && !expect.workloads.contains(&workload) {
@@ -43,14 +38,9 @@ pub fn judge(launch: &Launch, expect: &Expectations) -> (Outcome, Vec<String>) {
         && !expect.composes.contains(&compose)
     {
         problems.push(format!(
-            "compose sha256:{} is not one of the expected ({})",
-            hex::encode(&compose),
-            list(
-                expect
-                    .composes
-                    .iter()
-                    .map(|c| format!("sha256:{}", hex::encode(c)))
-            )
+            "compose {} is not one of the expected ({})",
+            sha256_payload(&compose),
+            list(expect.composes.iter().map(sha256_payload))
         ));
     }
     let outcome = match (problems.is_empty(), launch.complete) {
@@ -72,11 +62,9 @@ pub fn check(report: &mut Report, launches: &[Launch], expect: &Expectations) {
         let json = LaunchJson {
             number: launch.number,
             complete: launch.complete,
-            config: format!("sha256:{}", hex::encode(&launch.config)),
+            config: sha256_payload(&launch.config),
             workload: launch.workload.map(|w| w.identity()),
-            compose: launch
-                .compose
-                .map(|c| format!("sha256:{}", hex::encode(&c))),
+            compose: launch.compose.as_ref().map(sha256_payload),
             outcome,
             problems: problems.clone(),
         };
@@ -125,6 +113,7 @@ mod tests {
     fn launch(workload: Option<Workload>, compose: Option<[u8; 32]>, complete: bool) -> Launch {
         Launch {
             number: 1,
+            events: 0..4,
             config: [0xc0; 32],
             workload,
             compose,

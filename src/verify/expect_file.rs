@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::capped_read::{CappedReadError, read_capped};
+use crate::contract;
 use crate::digest::{CommitId, ImageDigest};
-use crate::hex;
 use crate::workload::Workload;
 
 /// A file of approved values is small; anything larger is not one.
@@ -104,15 +104,9 @@ impl ExpectFile {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let digest = |prefix: &str| {
-                line.strip_prefix(prefix)
-                    .and_then(|rest| rest.strip_prefix("sha256:"))
-                    .and_then(hex::decode_exact::<32>)
-            };
-            if let Some(commit) = line.strip_prefix("git:").and_then(CommitId::parse) {
-                out.workloads.push(Workload::Git(commit));
-            } else if let Some(image) = line.strip_prefix("oci:").and_then(ImageDigest::parse) {
-                out.workloads.push(Workload::Image(image));
+            let digest = |prefix: &str| line.strip_prefix(prefix).and_then(contract::parse_sha256);
+            if let Some(workload) = Workload::parse(line) {
+                out.workloads.push(workload);
             } else if let Some(config) = digest("config:") {
                 out.configs.push(config);
             } else if let Some(compose) = digest("compose:") {

@@ -55,8 +55,8 @@ pub fn read_source(path: &Path) -> Result<Vec<u8>, String> {
 
 /// Recognises a JSON attestation document.
 pub fn from_document(bytes: &[u8]) -> Result<Evidence, String> {
-    let doc: Value =
-        serde_json::from_slice(bytes).map_err(|e| format!("input is not JSON: {e}"))?;
+    let doc: Value = serde_json::from_slice(bytes)
+        .map_err(|e| super::quote_text::not_a_document(bytes, &e.to_string()))?;
     if let Some(dstack) = doc.pointer("/tee_participant_info/Dstack") {
         return near(dstack);
     }
@@ -165,16 +165,6 @@ fn carried(tcb: &Value, from: &str) -> Option<AppCompose> {
         .map(|text| AppCompose::new(from, text))
 }
 
-/// `--quote FILE`: raw bytes, or hex text.
-pub fn quote_file(bytes: &[u8]) -> Vec<u8> {
-    std::str::from_utf8(bytes)
-        .ok()
-        .map(str::trim)
-        .and_then(|text| hex::decode(&text.to_ascii_lowercase()))
-        .filter(|decoded| !decoded.is_empty())
-        .unwrap_or_else(|| bytes.to_vec())
-}
-
 /// `--event-log FILE`: a JSON array, or JSON lines (the launcher's own log).
 pub fn event_log_file(bytes: &[u8]) -> Result<Vec<LogEntry>, String> {
     if let Ok(entries) = serde_json::from_slice::<Vec<LogEntry>>(bytes) {
@@ -214,7 +204,12 @@ fn hex_field(doc: &Value, name: &str) -> Result<Vec<u8>, String> {
         .get(name)
         .and_then(Value::as_str)
         .ok_or_else(|| format!("{name} is missing or not a string"))?;
-    hex::decode(&text.to_ascii_lowercase()).ok_or_else(|| format!("{name} is not hex"))
+    let digits = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))
+        .unwrap_or(text);
+    hex::decode(&digits.to_ascii_lowercase())
+        .ok_or_else(|| format!("{name} is not hex ({})", super::quote_text::start_of(text)))
 }
 
 fn byte_array(value: Option<&Value>, name: &str) -> Result<Vec<u8>, String> {
@@ -311,11 +306,5 @@ mod tests {
             2
         );
         assert!(event_log_file(b"{\"imr\":3}\n").is_err());
-    }
-
-    #[test]
-    fn quote_files_as_bytes_or_hex() {
-        assert_eq!(quote_file(b"0400ff\n"), vec![4, 0, 255]);
-        assert_eq!(quote_file(&[4, 0, 2, 0]), vec![4, 0, 2, 0]);
     }
 }

@@ -8,19 +8,24 @@ mod acceptance;
 mod app_compose;
 mod boot;
 mod collateral;
+mod dcap_explain;
 mod expect_file;
 mod identity;
 mod input;
-mod launches;
+mod plan_file;
 mod quote;
+mod quote_text;
 mod replay;
 mod report;
+mod verdict;
 
 use std::path::PathBuf;
 
 pub use expect_file::ExpectFile;
+pub use plan_file::PlanFile;
 pub use report::Report;
 
+use crate::contract::launches;
 use crate::hex;
 use crate::measure::event::Event;
 use crate::workload::Workload;
@@ -99,6 +104,10 @@ pub fn verify(options: &VerifyOptions) -> Report {
     let quote = quote::check_quote(&mut report, &evidence, options);
     let events = replay::check_log(&mut report, &evidence, quote.as_ref());
     let boot = events.as_deref().map(Boot::read);
+    report.app_id = boot
+        .as_ref()
+        .and_then(|b| b.payload("app-id").ok().flatten())
+        .map(hex::encode);
     identity::check(&mut report, quote.as_ref(), boot.as_ref(), &options.expect);
     app_compose::check(
         &mut report,
@@ -122,11 +131,15 @@ pub fn verify(options: &VerifyOptions) -> Report {
 fn gather(options: &VerifyOptions) -> Result<Evidence, String> {
     let mut evidence = match (&options.input, &options.quote) {
         (Some(path), _) => input::from_document(&input::read_source(path)?)?,
-        (None, Some(path)) => Evidence {
-            kind: format!("quote file {}", path.display()),
-            quote: Some(input::quote_file(&input::read_source(path)?)),
-            ..Evidence::default()
-        },
+        (None, Some(path)) => {
+            let (quote, encoding) = quote_text::decode(&input::read_source(path)?)
+                .map_err(|why| format!("--quote {}: {why}", path.display()))?;
+            Evidence {
+                kind: format!("quote file {} ({})", path.display(), encoding.as_str()),
+                quote: Some(quote),
+                ..Evidence::default()
+            }
+        }
         (None, None) => return Err("nothing to verify: give INPUT or --quote".into()),
     };
     if let Some(path) = &options.event_log {
@@ -189,7 +202,7 @@ fn check_launcher(
         } else if options.allow_no_launch {
             report.fail(
                 check,
-                "a launch is expected (--expect-...) but the log has no trusted-launcher events",
+                "a launch is expected (--expect-..., --plan) but the log has no trusted-launcher events",
             );
         } else {
             report.fail(
@@ -205,7 +218,7 @@ fn check_launcher(
         launches.len()
     );
     if expect.workloads.is_empty() {
-        detail.push_str("; no workload expected (--expect-commit, --expect-image, --expect-file): workloads are shown, not compared");
+        detail.push_str("; no workload expected (--plan, --expect-commit, --expect-image, --expect-file): workloads are shown, not compared");
     }
     if complete == 0 {
         detail.push_str("; no launch reached trusted-launcher.ready");

@@ -2,11 +2,11 @@
 //! and expectations on its registers.
 
 use crate::hex;
-use crate::tdx_quote::{TdQuote, signed_len};
+use crate::tdx_quote::{QuoteError, TdQuote, signed_len};
 
 use super::input::Evidence;
 use super::report::{Measurements, Report};
-use super::{Expectations, VerifyOptions, collateral};
+use super::{Expectations, VerifyOptions, collateral, dcap_explain, quote_text};
 
 pub fn check_quote(
     report: &mut Report,
@@ -24,7 +24,11 @@ pub fn check_quote(
     let (quote, signed) = match parsed {
         Ok(parsed) => parsed,
         Err(error) => {
-            report.fail("quote.structure", error.to_string());
+            let why = match error {
+                QuoteError::Version(version) => quote_text::bad_version(bytes, version),
+                other => other.to_string(),
+            };
+            report.fail("quote.structure", why);
             report.skip("quote.signature", "no readable quote");
             return None;
         }
@@ -86,7 +90,8 @@ fn check_signature(
             report.pass(
                 "quote.signature",
                 format!(
-                    "Intel DCAP: quote signature, certificate chain and collateral valid at {}",
+                    "Intel DCAP: quote signature, certificate chain and collateral valid at {} (--now {})",
+                    dcap_explain::rfc3339(options.now),
                     options.now
                 ),
             );
@@ -111,7 +116,7 @@ fn check_signature(
         Err(error) => {
             report.fail(
                 "quote.signature",
-                format!("Intel DCAP verification failed: {error:#}"),
+                dcap_explain::explain(&collateral, options.now, &format!("{error:#}")),
             );
             report.skip("quote.tcb_status", "signature not verified");
         }

@@ -4,6 +4,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::verdict;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -102,6 +104,9 @@ pub struct Report {
     pub ok: bool,
     /// Intel DCAP verified the quote's signature, certificate chain and collateral.
     pub signature_verified: bool,
+    /// The verdict in one line: `VERIFIED: runs ...` or `NOT VERIFIED: ...` (the text
+    /// report's first line).
+    pub verdict: String,
     pub checks: Vec<Check>,
     /// Every launch attempt in the log, in order.
     pub launches: Vec<LaunchJson>,
@@ -109,6 +114,9 @@ pub struct Report {
     pub advisory_ids: Vec<String>,
     pub measurements: Option<Measurements>,
     pub events: Vec<EventJson>,
+    /// The boot's app id (hex), for the verdict.
+    #[serde(skip)]
+    pub app_id: Option<String>,
 }
 
 impl Report {
@@ -138,9 +146,16 @@ impl Report {
         self.checks.iter().all(|c| c.status != Status::Failed)
     }
 
-    /// Sets `ok` from the checks and the signature; returns it.
+    /// Sets `ok` and the verdict from the checks and the signature; returns `ok`.
     pub fn finish(&mut self) -> bool {
         self.ok = self.all_passed() && self.signature_verified;
+        self.verdict = verdict::line(&verdict::Facts {
+            checks: &self.checks,
+            signature_verified: self.signature_verified,
+            launches: &self.launches,
+            tcb_status: self.tcb_status.as_deref(),
+            app_id: self.app_id.as_deref(),
+        });
         self.ok
     }
 
@@ -158,7 +173,7 @@ impl Report {
     #[must_use]
     pub fn text(&self) -> String {
         let width = self.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
-        let mut out = String::new();
+        let mut out = format!("{}\n", self.verdict);
         for check in &self.checks {
             let mark = match check.status {
                 Status::Passed => "PASS",

@@ -16,6 +16,7 @@ pub mod fake_registry;
 pub mod forged_log;
 pub mod hub;
 pub mod next_agent;
+pub mod verdict;
 
 use std::collections::BTreeMap;
 use std::fs;

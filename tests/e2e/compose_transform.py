@@ -9,7 +9,10 @@ The `launcher` service:
   --launcher-image IMG     its image (instead of the release placeholder)
   --dstack-sock PATH       tee mode, as in production: the /var/run/dstack.sock volume's
                            source becomes PATH (the fake agent, fake-dstack-agent)
-  The launcher gets `network_mode: host` (the private dockerd has no bridge).
+  --cvm-host               instead of --dstack-sock/--docker-sock: the engine is
+                           cvm_host.sh's, whose /var/run holds the fake agent's dstack.sock
+                           and its own docker.sock, so the example's socket paths stay
+  The launcher gets `network_mode: host` (the registry listens on this machine's 127.0.0.1).
   --docker-sock PATH       the /var/run/docker.sock volume's source (the private dockerd)
   --env NAME=VALUE         an `environment:` entry (repeatable)
   --volume SPEC            an extra volume (repeatable), e.g. /host/repo.bundle:/repo.bundle:ro
@@ -17,6 +20,8 @@ The inline launcher config (the `configs:` entry mounted at the path `command:` 
   --set KEY=VALUE          TOML ([image] table, [image.service] for service.KEY): `KEY = VALUE`,
                            VALUE a TOML literal, replacing the key's line or added at the
                            table's end; line format: `KEY=VALUE` replacing the key's line
+  --table NAME             the TOML table --set edits instead of [image] (e.g. launcher_config
+                           for NEAR's user config)
   --drop KEY               remove the key's line (line format)
   --host-template TARGET=FILE
                            a second inline `configs:` entry, mounted on the launcher at TARGET:
@@ -50,12 +55,12 @@ def pair(text):
     return tuple(text.split("=", 1))
 
 
-def edit_toml(content, key, value):
-    """Replace `key = ...` in the [image] table ([image.service] for `service.KEY`), else add
+def edit_toml(content, key, value, table_name="image"):
+    """Replace `key = ...` in the [TABLE] table ([TABLE.service] for `service.KEY`), else add
     it at the table's end."""
-    want = "image"
+    want = table_name
     if key.startswith("service."):
-        want, key = "image.service", key[len("service."):]
+        want, key = f"{table_name}.service", key[len("service."):]
     lines = content.splitlines()
     table, start, end = None, None, len(lines)
     for i, line in enumerate(lines):
@@ -97,14 +102,18 @@ def main():
     p.add_argument("src")
     p.add_argument("dst")
     p.add_argument("--launcher-image", required=True)
-    p.add_argument("--dstack-sock", required=True)
+    p.add_argument("--dstack-sock")
+    p.add_argument("--cvm-host", action="store_true")
     p.add_argument("--docker-sock")
     p.add_argument("--env", type=pair, action="append", default=[])
     p.add_argument("--volume", action="append", default=[])
     p.add_argument("--set", type=pair, action="append", default=[])
     p.add_argument("--drop", action="append", default=[])
     p.add_argument("--host-template", type=pair)
+    p.add_argument("--table", default="image")
     a = p.parse_args()
+    if bool(a.dstack_sock) == a.cvm_host:
+        p.error("give exactly one of --dstack-sock and --cvm-host")
 
     with open(a.src) as f:
         doc = yaml.safe_load(f)
@@ -117,9 +126,11 @@ def main():
     volumes = []
     for v in launcher.get("volumes") or []:
         source, _, rest = v.partition(":")
-        if source == DSTACK_SOCKET:
+        if a.cvm_host:
+            pass
+        elif source == DSTACK_SOCKET:
             v = f"{a.dstack_sock}:{rest}"
-        if source == DOCKER_SOCKET:
+        elif source == DOCKER_SOCKET:
             if not a.docker_sock:
                 sys.exit("compose_transform: the example mounts the docker socket: --docker-sock")
             v = f"{a.docker_sock}:{rest}"
@@ -154,7 +165,7 @@ def main():
         launcher["configs"].append({"source": "compose-template", "target": target})
         settings.append(("compose_template", f'"{target}"'))
     for key, value in settings:
-        content = edit_toml(content, key, value) if toml else edit_lines(content, key, value)
+        content = edit_toml(content, key, value, a.table) if toml else edit_lines(content, key, value)
     for key in a.drop:
         content = edit_lines(content, key, None)
     entry["content"] = Literal(content)

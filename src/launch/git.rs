@@ -1,13 +1,17 @@
-//! Git mode's launch steps inside the verified checkout: resolve the directory and entry,
-//! check who else can write them, build the workload's environment, run `INSTALL_CMD`
-//! (bounded), and re-check what runs right before `ready`.
+//! Git mode's launch steps: before measuring, bash and who can write `WORK_DIR`; then the
+//! verified checkout: resolve the directory and entry, check who else can write them, build
+//! the workload's environment, run `INSTALL_CMD` (bounded), re-check what runs right before
+//! `ready`; and exec.
 
 use std::ffi::OsStr;
 use std::fs;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::approval::Approved;
 use crate::config::{GitSpec, LaunchMode};
+use crate::digest::CommitId;
 use crate::error::Error;
 use crate::git::VerifiedCheckout;
 use crate::launch::LaunchError;
@@ -16,6 +20,72 @@ use crate::platform::Platform;
 use crate::subprocess::{self, Outcome};
 use crate::work_dir::Exposure;
 use crate::workload_env::{self, EnvPolicy};
+
+/// Git mode's steps for the spine ([`super::run`]): the approved commit with what checking
+/// it out and running it needs.
+#[derive(Debug)]
+pub struct GitLaunch {
+    spec: Box<GitSpec>,
+    commit: Approved<CommitId>,
+    bash: PathBuf,
+    platform: Platform,
+}
+
+impl GitLaunch {
+    /// What can fail before anything is measured: no bash, or (tee mode) another writer on
+    /// `WORK_DIR` or above it.
+    pub fn check(
+        spec: Box<GitSpec>,
+        commit: Approved<CommitId>,
+        platform: Platform,
+        log: &Logger,
+    ) -> Result<Self, Error> {
+        let bash = crate::git::find_program("bash").ok_or(LaunchError::BashNotFound)?;
+        Exposure::before_checkout(&spec.work_dir)
+            .enforce(platform, log)
+            .map_err(LaunchError::from)?;
+        Ok(Self {
+            spec,
+            commit,
+            bash,
+            platform,
+        })
+    }
+
+    /// Between `workload` and `ready`: checks out and verifies the approved commit, prepares
+    /// the workload (`INSTALL_CMD`), and re-checks it.
+    pub fn prepare(self, log: &Logger) -> Result<Ready, Error> {
+        let repo_url = absolute_repo_url(&self.spec.repo_url);
+        let checkout = crate::git::checkout(&repo_url, &self.spec.work_dir, &self.commit, log)?;
+        let prepared = prepare(&self.spec, &checkout, &self.bash, self.platform, log)?;
+        // Last look before `ready`: what INSTALL_CMD or a writer did since verification.
+        recheck(&prepared, &checkout, self.platform, log)?;
+        Ok(Ready {
+            prepared,
+            bash: self.bash,
+        })
+    }
+}
+
+/// The prepared git workload, exec'd once `ready` is measured.
+#[derive(Debug)]
+pub struct Ready {
+    prepared: Prepared,
+    bash: PathBuf,
+}
+
+impl Ready {
+    /// Replaces the launcher with the workload; returns only the error of a failed exec.
+    #[must_use]
+    pub fn exec(mut self) -> Error {
+        let source = self.prepared.command.exec();
+        LaunchError::Exec {
+            program: self.bash,
+            source,
+        }
+        .into()
+    }
+}
 
 /// A relative local path is resolved against the launcher's working directory, as
 /// `git clone` does; URLs and absolute paths are used as written.

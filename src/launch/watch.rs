@@ -7,17 +7,21 @@
 //! Registry and docker failures during a tick are logged and retried at the next one; every
 //! call is bounded by the deadlines of [`crate::docker`] and [`crate::registry`]. A
 //! measurement failure ends the watch: nothing more is started.
+//!
+//! SIGTERM or SIGINT ([`crate::stop_signal`]) ends the watch: the workload is stopped
+//! (`compose down`, bounded) and the launcher exits 128 + the signal's number.
 
+use super::image;
 use crate::approval::ApprovedList;
 use crate::config::{ImageSpec, LaunchConfig, WatchSpec};
 use crate::digest::ImageDigest;
 use crate::docker::{Docker as _, ProcessDocker};
 use crate::error::Error;
-use crate::image_launch;
 use crate::launch::{self, Target};
 use crate::log::Logger;
 use crate::measure::{self, MeasureSettings, Session};
 use crate::platform::Platform;
+use crate::stop_signal::{StopRequests, StopSignal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
@@ -28,6 +32,15 @@ pub enum WatchError {
         digest: ImageDigest,
         list: String,
         project: String,
+    },
+    #[error("cannot install the SIGTERM/SIGINT handler for the watch: {0}")]
+    Signals(#[source] std::io::Error),
+    #[error("{signal} received, but stopping compose project {project} failed: {source}")]
+    StopFailed {
+        signal: &'static str,
+        project: String,
+        #[source]
+        source: crate::docker::DockerError,
     },
 }
 
@@ -41,6 +54,8 @@ pub struct Supervisor<'a> {
     pub settings: &'a MeasureSettings,
     pub docker: &'a ProcessDocker,
     pub log: &'a Logger,
+    /// SIGTERM/SIGINT, recorded since before the first `up --detach`.
+    pub stop: StopRequests,
 }
 
 /// What one tick decided.
@@ -52,8 +67,8 @@ enum Tick {
 }
 
 impl Supervisor<'_> {
-    /// Supervises `running` until it is revoked (without a switch) or measuring fails;
-    /// otherwise forever.
+    /// Supervises `running` until it is revoked (without a switch), measuring fails or a
+    /// stop signal arrives; otherwise forever.
     pub fn run(&self, running: ImageDigest) -> Result<i32, Error> {
         let seconds = self.watch.interval.as_secs();
         self.log.info(&format!(
@@ -62,12 +77,35 @@ impl Supervisor<'_> {
         ));
         let mut running = Some(running);
         loop {
-            std::thread::sleep(self.watch.interval);
+            if let Some(signal) = self.stop.sleep(self.watch.interval) {
+                return self.stop_on(signal);
+            }
             match self.tick(running)? {
                 Tick::Continue(now) => running = now,
                 Tick::Stop(revoked) => return Err(revoked.into()),
             }
         }
+    }
+
+    /// Stops the workload (whatever runs, or nothing) and gives the exit code for `signal`.
+    fn stop_on(&self, signal: StopSignal) -> Result<i32, Error> {
+        let project = &self.spec.project;
+        self.log.warn(&format!(
+            "{} received; stopping compose project {project}",
+            signal.name()
+        ));
+        self.docker
+            .compose_down(project, &self.spec.compose_file)
+            .map_err(|source| WatchError::StopFailed {
+                signal: signal.name(),
+                project: project.clone(),
+                source,
+            })?;
+        self.log.info(&format!(
+            "stopped compose project {project}; exiting with {}",
+            signal.exit_code()
+        ));
+        Ok(signal.exit_code())
     }
 
     fn tick(&self, running: Option<ImageDigest>) -> Result<Tick, Error> {
@@ -115,9 +153,10 @@ impl Supervisor<'_> {
         }
     }
 
-    /// Resolves the config against the list as it is now, then measures and starts that
-    /// launch like the first: `Session` measures it in full unless this boot's log already
-    /// ends with it (a retry after a failed `up`).
+    /// Resolves the config against the list as it is now, then checks, measures and starts
+    /// that launch through the same steps as the first ([`launch::measured`]): `Session`
+    /// measures it in full unless this boot's log already ends with it (a retry after a
+    /// failed `up`).
     fn launch(&self) -> Result<Option<ImageDigest>, Error> {
         let resolved = launch::resolve_config(self.config.clone(), self.log)?;
         let Target::Image {
@@ -130,29 +169,27 @@ impl Supervisor<'_> {
         else {
             return Err(Error::Usage("watch mode is for image configs only".into()));
         };
-        let digest = *digest.value();
+        let running = *digest.value();
         self.log.info(&format!(
-            "starting {digest} ({}) for project {}",
+            "starting {running} ({}) for project {}",
             resolved.approved.selection(),
             spec.project
         ));
+        let launch = image::ImageLaunch {
+            spec,
+            digest,
+            resolution,
+            credentials,
+            compose,
+            docker: self.docker,
+            tee: self.settings.platform == Platform::Tee,
+        }
+        .checked()?;
         let backend = measure::backend(self.settings, self.log)?;
         let session = Session::start(backend, resolved.events, self.log)?;
-        let target = image_launch::ImageTarget {
-            spec: &spec,
-            resolution: &resolution,
-            compose: &compose,
-        };
-        let command = image_launch::start_image(
-            session,
-            target,
-            credentials,
-            self.docker,
-            self.settings.platform == Platform::Tee,
-            self.log,
-        )?;
-        match image_launch::up_detached(command)? {
-            0 => Ok(Some(digest)),
+        let command = launch::measured(session, self.log, || launch.prepare(self.log))?;
+        match image::up_detached(command)? {
+            0 => Ok(Some(running)),
             code => {
                 self.retry(&format!("compose up --detach exited with {code}"));
                 Ok(None)

@@ -1,32 +1,28 @@
-//! The pipeline: config → approve → measure → check out → exec.
+//! The pipeline, one spine for both modes ([`run`]): check → measure the config and the
+//! workload → prepare → measure the rest → exec or supervise. Each mode's steps live in
+//! [`git`] and [`image`]; the watch that supervises a detached image launch in [`watch`].
 
-use std::os::unix::process::CommandExt as _;
+pub mod git;
+pub mod image;
+mod settings;
+pub mod watch;
+
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use crate::approval::{Approved, ApprovedList, ListStatus};
 use crate::compose_document::ComposeDocument;
-use crate::config::{
-    self, ConfigFormat, GitSpec, ImageSpec, LaunchConfig, MeasurementSpec, WorkloadSpec,
-};
+use crate::config::{self, ConfigFormat, GitSpec, ImageSpec, LaunchConfig, WorkloadSpec};
+use crate::contract;
 use crate::digest::{CommitId, ImageDigest};
 use crate::error::Error;
-use crate::git;
-use crate::git_launch;
-use crate::image_launch;
 use crate::log::Logger;
-use crate::measure::dstack_native::DEFAULT_RUNTIME_DIR;
-use crate::measure::tdx_sysfs::DEFAULT_RTMR3_PATH;
-use crate::measure::{
-    self, BackendChoice, COMPOSE_EVENT, DEFAULT_EVENT_LOG, Event, MeasureError, MeasureSettings,
-    NEAR_IMAGE_EVENT, Session, contract_events,
-};
+use crate::measure::{self, BackendChoice, Event, MeasureSettings, Session};
 use crate::platform::Platform;
 use crate::registry::{self, Credentials, Resolution};
-use crate::tee_presence;
-use crate::watch::Supervisor;
-use crate::work_dir::{Exposure, WorkDirError};
+use crate::work_dir::WorkDirError;
 use crate::workload::Workload;
-use crate::workload_config;
+use settings::{checked_settings, usage_if_pairing};
 
 /// Inputs that do not come from the config file.
 #[derive(Clone, Debug)]
@@ -51,6 +47,121 @@ pub struct Options {
     pub compose_file: Option<PathBuf>,
 }
 
+/// The pipeline, the same for both modes: check (config, approval, registry, compose; each
+/// mode's own checks), measure the config and workload (image mode: and compose), prepare
+/// (check out and verify the commit, or pull and confirm the image), measure `ready` last,
+/// then exec or supervise. Returns only on failure, or for a detached image launch (when
+/// the watch, if configured, ends).
+pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, Error> {
+    let Resolved {
+        config,
+        target,
+        approved,
+        events,
+    } = resolve(config_path, options, log)?;
+    log.info(&format!(
+        "config {} ({} format) sha256:{}",
+        config.path.display(),
+        config.format,
+        config.sha256
+    ));
+    log.info(&format!(
+        "workload {} ({})",
+        approved.value(),
+        approved.selection()
+    ));
+    let settings = checked_settings(options, &config, log)?;
+    // A backend that cannot serve the platform fails here, before anything is touched.
+    let backend = measure::backend(&settings, log).map_err(usage_if_pairing)?;
+    // Everything else that can fail without side effects fails before measuring.
+    let docker;
+    let steps = match target {
+        Target::Git { spec, commit } => {
+            Steps::Git(git::GitLaunch::check(spec, commit, options.platform, log)?)
+        }
+        Target::Image {
+            spec,
+            digest,
+            resolution,
+            credentials,
+            compose,
+        } => {
+            docker = image::locate_docker(&spec, options)?;
+            Steps::Image(
+                image::ImageLaunch {
+                    spec,
+                    digest,
+                    resolution,
+                    credentials,
+                    compose,
+                    docker: &docker,
+                    tee: options.platform == Platform::Tee,
+                }
+                .checked()?,
+            )
+        }
+    };
+    let session = Session::start(backend, events, log)?;
+    let ready = measured(session, log, || steps.prepare(log))?;
+    ready.start(&config, &settings, log)
+}
+
+/// The measured middle of every launch (both modes, and each launch of the watch): the
+/// contract's events up to `ready`, then `prepare`, then `ready` last, so the workload can
+/// start only once all of it is measured. Events this boot already measured for the same
+/// launch are not measured again ([`Session`]).
+pub fn measured<T>(
+    mut session: Session,
+    log: &Logger,
+    prepare: impl FnOnce() -> Result<T, Error>,
+) -> Result<T, Error> {
+    session.measure_before_ready(log)?;
+    let prepared = prepare()?;
+    session.measure_all(log)?;
+    Ok(prepared)
+}
+
+/// Each mode's steps, checked and not yet measured.
+enum Steps<'a> {
+    Git(git::GitLaunch),
+    Image(image::ImageLaunch<'a>),
+}
+
+/// Each mode's workload, prepared and measured, ready to start.
+enum Ready<'a> {
+    Git(git::Ready),
+    Image {
+        launch: image::ImageLaunch<'a>,
+        command: Command,
+    },
+}
+
+impl<'a> Steps<'a> {
+    fn prepare(self, log: &Logger) -> Result<Ready<'a>, Error> {
+        Ok(match self {
+            Self::Git(launch) => Ready::Git(launch.prepare(log)?),
+            Self::Image(launch) => Ready::Image {
+                command: launch.prepare(log)?,
+                launch,
+            },
+        })
+    }
+}
+
+impl Ready<'_> {
+    fn start(
+        self,
+        config: &LaunchConfig,
+        settings: &MeasureSettings,
+        log: &Logger,
+    ) -> Result<i32, Error> {
+        match self {
+            Self::Git(ready) => Err(ready.exec()),
+            Self::Image { launch, command } => launch.start(command, config, settings, log),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
     #[error("{what} {configured} resolves to {resolved}, outside the checkout {root}")]
@@ -68,7 +179,7 @@ pub enum LaunchError {
         path: PathBuf,
         expected: &'static str,
     },
-    #[error("bash not found on {}", git::SAFE_PATH)]
+    #[error("bash not found on {}", crate::git::SAFE_PATH)]
     BashNotFound,
     #[error("INSTALL_CMD failed ({status}); not starting the workload")]
     InstallFailed { status: String },
@@ -205,9 +316,8 @@ pub fn resolve_config(config: LaunchConfig, log: &Logger) -> Result<Resolved, Er
                 resolution.manifest,
                 resolution.config
             ));
-            let rendered = image_launch::render(spec, &resolution)?;
-            let compose =
-                ComposeDocument::check(rendered, &image_launch::image_name(spec, &resolution))?;
+            let rendered = image::render(spec, &digest)?;
+            let compose = ComposeDocument::check(rendered, &image::image_name(spec, &digest))?;
             let approved = digest.workload();
             let target = Target::Image {
                 spec: spec.clone(),
@@ -219,28 +329,23 @@ pub fn resolve_config(config: LaunchConfig, log: &Logger) -> Result<Resolved, Er
             (target, approved)
         }
     };
-    let extra = match &target {
+    let events = match &target {
         Target::Image {
             spec,
             digest,
             compose,
             ..
         } => {
-            let mut extra = vec![Event::new(
-                COMPOSE_EVENT,
-                format!("sha256:{}", compose.sha256()),
-            )];
-            if spec.near_compat {
-                extra.push(Event::new(
-                    NEAR_IMAGE_EVENT,
-                    digest.value().as_bytes().to_vec(),
-                ));
-            }
-            extra
+            let near = spec.near_compat.then(|| contract::near_image_event(digest));
+            contract::events(
+                &config.sha256,
+                &approved,
+                Some(compose.sha256()),
+                near.into_iter().collect(),
+            )
         }
-        Target::Git { .. } => Vec::new(),
+        Target::Git { .. } => contract::events(&config.sha256, &approved, None, Vec::new()),
     };
-    let events = contract_events(&config.sha256, &approved, extra);
     Ok(Resolved {
         config,
         target,
@@ -276,154 +381,4 @@ fn credentials(spec: &ImageSpec) -> Result<Option<Credentials>, Error> {
         username: username.clone(),
         password,
     }))
-}
-
-/// Resolves, measures, checks out and execs. Returns only on failure, or for a detached
-/// image launch (when the watch, if configured, ends).
-pub fn run(config_path: &Path, options: &Options, log: &Logger) -> Result<i32, Error> {
-    let Resolved {
-        config,
-        target,
-        approved,
-        events,
-        ..
-    } = resolve(config_path, options, log)?;
-    log.info(&format!(
-        "config {} ({} format) sha256:{}",
-        config.path.display(),
-        config.format,
-        config.sha256
-    ));
-    log.info(&format!(
-        "workload {} ({})",
-        approved.value(),
-        approved.selection()
-    ));
-
-    let mut settings = measure_settings(options, &config.measurement);
-    settings.simulator = tee_presence::guard(
-        options.platform,
-        options.platform_source,
-        &config.measurement,
-        settings.dstack_socket.as_deref(),
-        log,
-    )?;
-    // A backend that cannot serve the platform fails here, before anything is touched.
-    let backend = measure::backend(&settings, log).map_err(usage_if_pairing)?;
-    match target {
-        Target::Git { spec, commit } => {
-            let bash = git::find_program("bash").ok_or(LaunchError::BashNotFound)?;
-            // Another writer on WORK_DIR (or above it) stops a tee launch before anything
-            // is measured.
-            Exposure::before_checkout(&spec.work_dir)
-                .enforce(options.platform, log)
-                .map_err(LaunchError::from)?;
-            let mut session = Session::start(backend, events, log)?;
-            session.measure_before_ready(log)?;
-
-            let repo_url = git_launch::absolute_repo_url(&spec.repo_url);
-            let checkout = git::checkout(&repo_url, &spec.work_dir, &commit, log)?;
-            let mut prepared = git_launch::prepare(&spec, &checkout, &bash, options.platform, log)?;
-            // Last look before `ready`: what INSTALL_CMD or a writer did since verification.
-            git_launch::recheck(&prepared, &checkout, options.platform, log)?;
-
-            session.measure_all(log)?;
-            let source = prepared.command.exec();
-            Err(LaunchError::Exec {
-                program: bash,
-                source,
-            }
-            .into())
-        }
-        Target::Image {
-            spec,
-            digest,
-            resolution,
-            credentials,
-            compose,
-        } => {
-            // Everything that can fail without side effects fails before measuring.
-            let docker = image_launch::locate_docker(&spec, options)?;
-            let tee = options.platform == Platform::Tee;
-            if let Some(workload_config) = &spec.workload_config {
-                workload_config::check_platform(workload_config, tee)
-                    .map_err(image_launch::ImageLaunchError::from)?;
-            }
-            let session = Session::start(backend, events, log)?;
-            let target = image_launch::ImageTarget {
-                spec: &spec,
-                resolution: &resolution,
-                compose: &compose,
-            };
-            let mut command =
-                image_launch::start_image(session, target, credentials, &docker, tee, log)?;
-            if let Some(watch) = spec.watch {
-                log.info(&format!(
-                    "starting {} detached, then watching",
-                    spec.project
-                ));
-                let code = image_launch::up_detached(command)?;
-                if code != 0 {
-                    return Ok(code);
-                }
-                let supervisor = Supervisor {
-                    config: &config,
-                    spec: &spec,
-                    watch,
-                    settings: &settings,
-                    docker: &docker,
-                    log,
-                };
-                return supervisor.run(*digest.value());
-            }
-            if spec.detach {
-                log.info(&format!("starting {} detached", spec.project));
-                return image_launch::up_detached(command);
-            }
-            log.info(&format!("exec: compose up for project {}", spec.project));
-            let source = command.exec();
-            Err(LaunchError::Exec {
-                program: PathBuf::from("docker"),
-                source,
-            }
-            .into())
-        }
-    }
-}
-
-/// Command-line flags win over the config's `[measurement]`.
-fn measure_settings(options: &Options, spec: &MeasurementSpec) -> MeasureSettings {
-    MeasureSettings {
-        platform: options.platform,
-        backend: options.backend.or(spec.backend),
-        dstack_socket: options
-            .dstack_socket
-            .clone()
-            .or_else(|| spec.dstack_socket.clone()),
-        rtmr3_path: options
-            .rtmr3_path
-            .clone()
-            .or_else(|| spec.rtmr3_path.clone())
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_RTMR3_PATH)),
-        dstack_runtime_dir: options
-            .dstack_runtime_dir
-            .clone()
-            .or_else(|| spec.dstack_runtime_dir.clone())
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_RUNTIME_DIR)),
-        event_log: options
-            .event_log
-            .clone()
-            .or_else(|| spec.event_log.clone())
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_EVENT_LOG)),
-        simulator: None,
-    }
-}
-
-/// A backend paired with the wrong platform is a usage error (exit 2), not a failure.
-fn usage_if_pairing(error: MeasureError) -> Error {
-    if error.is_usage() {
-        Error::Usage(error.to_string())
-    } else {
-        error.into()
-    }
 }

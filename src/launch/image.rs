@@ -1,27 +1,33 @@
 //! Image mode's launch steps: render the compose file, pull and confirm the approved image,
-//! write the file, and build the compose command; measured around by [`start_image`].
+//! write the file, build the compose command, and start it (exec, detached, or watched).
 
 use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
 
+use crate::approval::Approved;
 use crate::atomic_file;
 use crate::capped_read::{CappedReadError, read_capped};
 use crate::compose::{self, TemplateError};
 use crate::compose_document::ComposeDocument;
-use crate::config::ImageSpec;
+use crate::config::{ImageSpec, LaunchConfig};
+use crate::digest::ImageDigest;
 use crate::docker::{self, Docker, DockerError, DockerSettings, ProcessDocker};
 use crate::error::Error;
 use crate::image_store;
-use crate::launch::{LaunchError, Options};
 use crate::log::Logger;
-use crate::measure::Session;
+use crate::measure::MeasureSettings;
 use crate::registry::{Credentials, Resolution};
+use crate::stop_signal::StopRequests;
 use crate::subprocess::{self, Outcome};
 use crate::workload::Workload;
 use crate::workload_config::{self, Decision, WorkloadConfigError};
+
+use super::watch::{Supervisor, WatchError};
+use super::{LaunchError, Options};
 
 const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
 const DSTACK_SOCKET: &str = "/var/run/dstack.sock:/var/run/dstack.sock";
@@ -44,7 +50,10 @@ pub enum ImageLaunchError {
 
 /// The compose document for the approved image, rendered before anything is measured so a
 /// bad template stops the launch with nothing done.
-pub fn render(spec: &ImageSpec, resolution: &Resolution) -> Result<String, ImageLaunchError> {
+pub fn render(
+    spec: &ImageSpec,
+    digest: &Approved<ImageDigest>,
+) -> Result<String, ImageLaunchError> {
     let (name, template) = match &spec.compose_template {
         Some(path) => {
             let bytes =
@@ -92,7 +101,7 @@ pub fn render(spec: &ImageSpec, resolution: &Resolution) -> Result<String, Image
             "container_name",
             json!(format!("{}-workload", spec.project)),
         ),
-        ("image", json!(image_name(spec, resolution))),
+        ("image", json!(image_name(spec, digest))),
         ("restart", json!(service.restart)),
         (
             "command",
@@ -111,24 +120,31 @@ pub fn render(spec: &ImageSpec, resolution: &Resolution) -> Result<String, Image
         .map_err(|source| ImageLaunchError::Render { path: name, source })
 }
 
-/// `repository@digest` as Docker spells it: the approved digest, never a tag.
+/// `repository@digest` as Docker spells it: the approved digest, never a tag. Only an
+/// [`Approved`] digest has a name to pull, confirm or write into the compose file.
 #[must_use]
-pub fn image_name(spec: &ImageSpec, resolution: &Resolution) -> String {
-    format!("{}@{}", spec.reference.docker_name(), resolution.requested)
+pub fn image_name(spec: &ImageSpec, digest: &Approved<ImageDigest>) -> String {
+    format!("{}@{}", spec.reference.docker_name(), digest.value())
 }
 
 /// Pulls the approved digest, confirms the engine holds exactly that image, writes the
 /// workload config (if any) and the compose file, and returns the compose command to run.
 /// Docker's failures are [`Error::Docker`], the one route they take to the user.
 pub fn prepare(
-    spec: &ImageSpec,
-    resolution: &Resolution,
-    rendered: &str,
+    launch: &ImageLaunch<'_>,
     docker: &dyn Docker,
-    password: Option<&str>,
-    tee: bool,
     log: &Logger,
 ) -> Result<Command, Error> {
+    let ImageLaunch {
+        spec,
+        digest,
+        resolution,
+        credentials,
+        compose,
+        tee,
+        ..
+    } = launch;
+    let password = credentials.as_ref().map(|c| c.password.as_str());
     if let Some(username) = &spec.username {
         docker.login(
             spec.reference.login_server(),
@@ -136,7 +152,7 @@ pub fn prepare(
             password.unwrap_or_default(),
         )?;
     }
-    let image = image_name(spec, resolution);
+    let image = image_name(spec, digest);
     log.info(&format!("pulling {image}"));
     docker.pull(&image)?;
     let info = docker.inspect(&image)?;
@@ -144,7 +160,7 @@ pub fn prepare(
         &info,
         &image_store::Expected {
             repository: &spec.reference.docker_name(),
-            requested: &resolution.requested.to_string(),
+            requested: &digest.value().to_string(),
             manifest: &resolution.manifest.to_string(),
             config: &resolution.config.to_string(),
         },
@@ -157,10 +173,10 @@ pub fn prepare(
         let text = workload_config::render(
             config,
             &Decision {
-                workload: Workload::Image(resolution.requested),
+                workload: Workload::Image(*digest.value()),
                 image: &image,
                 approved_list: spec.approved_list.as_deref(),
-                tee,
+                tee: *tee,
             },
         )
         .map_err(ImageLaunchError::from)?;
@@ -170,7 +186,7 @@ pub fn prepare(
             config.path.display()
         ));
     }
-    write_atomically(&spec.compose_file, rendered)?;
+    write_atomically(&spec.compose_file, compose.text())?;
     Ok(docker.compose_up(&spec.project, &spec.compose_file, spec.detach)?)
 }
 
@@ -189,38 +205,83 @@ pub fn locate_docker(spec: &ImageSpec, options: &Options) -> Result<ProcessDocke
     )
 }
 
-/// What an image launch starts: the config's section, the verified resolution and the
-/// checked compose document.
-#[derive(Clone, Copy, Debug)]
-pub struct ImageTarget<'a> {
-    pub spec: &'a ImageSpec,
-    pub resolution: &'a Resolution,
-    pub compose: &'a ComposeDocument,
+/// Image mode's steps for the spine ([`super::run`]) and the watch: the approved image with
+/// what launching it needs, as [`super::resolve`] selected it.
+#[derive(Debug)]
+pub struct ImageLaunch<'a> {
+    pub spec: Box<ImageSpec>,
+    /// What is pulled, confirmed, named in the compose file and measured.
+    pub digest: Approved<ImageDigest>,
+    /// The digest resolved through the registry (manifest chain checked).
+    pub resolution: Box<Resolution>,
+    /// Read once from the environment; `docker login` gets the same password.
+    pub credentials: Option<Credentials>,
+    /// The rendered compose document, checked to run only the approved image.
+    pub compose: Box<ComposeDocument>,
+    pub docker: &'a ProcessDocker,
+    pub tee: bool,
 }
 
-/// Measures an image launch around its preparation (pull, confirm, write the compose file),
-/// `ready` last, and returns the compose command that starts it.
-pub fn start_image(
-    mut session: Session,
-    target: ImageTarget<'_>,
-    credentials: Option<Credentials>,
-    docker: &ProcessDocker,
-    tee: bool,
-    log: &Logger,
-) -> Result<Command, Error> {
-    let password = credentials.map(|c| c.password);
-    session.measure_before_ready(log)?;
-    let command = prepare(
-        target.spec,
-        target.resolution,
-        target.compose.text(),
-        docker,
-        password.as_deref(),
-        tee,
-        log,
-    )?;
-    session.measure_all(log)?;
-    Ok(command)
+impl ImageLaunch<'_> {
+    /// What can fail before anything is measured: a workload config the platform forbids.
+    pub fn checked(self) -> Result<Self, Error> {
+        if let Some(workload_config) = &self.spec.workload_config {
+            workload_config::check_platform(workload_config, self.tee)
+                .map_err(ImageLaunchError::from)?;
+        }
+        Ok(self)
+    }
+
+    /// Between `compose` and `ready`: pulls and confirms the approved image, writes the
+    /// workload config and the compose file; returns the compose command that starts it.
+    pub fn prepare(&self, log: &Logger) -> Result<Command, Error> {
+        prepare(self, self.docker, log)
+    }
+
+    /// After `ready`: execs `compose up`, or starts the project detached (then watches the
+    /// approved list when `watch_interval` is set).
+    pub fn start(
+        self,
+        mut command: Command,
+        config: &LaunchConfig,
+        settings: &MeasureSettings,
+        log: &Logger,
+    ) -> Result<i32, Error> {
+        if let Some(watch) = self.spec.watch {
+            log.info(&format!(
+                "starting {} detached, then watching",
+                self.spec.project
+            ));
+            // Before `up`, so a stop asked for while it runs is not lost.
+            let supervisor = Supervisor {
+                config,
+                spec: &self.spec,
+                watch,
+                settings,
+                docker: self.docker,
+                log,
+                stop: StopRequests::install().map_err(WatchError::Signals)?,
+            };
+            return match up_detached(command)? {
+                0 => supervisor.run(*self.digest.value()),
+                code => Ok(code),
+            };
+        }
+        if self.spec.detach {
+            log.info(&format!("starting {} detached", self.spec.project));
+            return up_detached(command);
+        }
+        log.info(&format!(
+            "exec: compose up for project {}",
+            self.spec.project
+        ));
+        let source = command.exec();
+        Err(LaunchError::Exec {
+            program: PathBuf::from("docker"),
+            source,
+        }
+        .into())
+    }
 }
 
 /// `compose up --detach` returns once the containers are created; bounded all the same.

@@ -1,24 +1,29 @@
-//! Launches: the launcher's events after `system-ready`, grouped into attempts, each checked
-//! against the contract order and against what the verifier accepts.
+//! What a launch is: the launcher's events grouped into attempts, each from a `config` event
+//! to its `ready`, checked against the contract order and payloads. `verify` reads every
+//! attempt after `system-ready` ([`read`]); `run` resumes or confirms the last one
+//! ([`last_launch`]).
 //!
 //! Every attempt counts, not just the last: in git mode the workload keeps the agent socket
 //! and can emit a whole forged launch after the real one, so "the last launch" is whatever
 //! the workload wants it to be. An attempt that names a workload counts even without `ready`,
 //! because `INSTALL_CMD` runs the checked-out code before `ready` is measured.
 
-use crate::digest::{CommitId, ImageDigest};
-use crate::hex;
-use crate::measure::event::{COMPOSE_EVENT, CONFIG_EVENT, Event, READY_EVENT, WORKLOAD_EVENT};
+use std::ops::Range;
+
+use super::{
+    COMPOSE_EVENT, CONFIG_EVENT, LAUNCHER_PREFIX, READY_EVENT, SHA256_FORM, WORKLOAD_EVENT,
+    WORKLOAD_FORM, parse_sha256_payload, parse_workload_payload,
+};
+use crate::measure::event::Event;
 use crate::workload::Workload;
 
-/// Every event of the contract, and only those, carries this prefix.
-pub const LAUNCHER_PREFIX: &str = "trusted-launcher.";
-
-/// One launch attempt: from a `config` event up to the next one.
+/// One launch attempt: from a `config` event to its `ready`, or up to the next `config`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Launch {
     /// 1-based, in log order.
     pub number: usize,
+    /// Where its events are in the log ([`extent`]).
+    pub events: Range<usize>,
     pub config: [u8; 32],
     pub workload: Option<Workload>,
     pub compose: Option<[u8; 32]>,
@@ -78,30 +83,39 @@ impl Stage {
     }
 }
 
-/// Reads every launch attempt from `events` (the replayed RTMR3 events); `runtime_start` is
-/// the index after `system-ready`, `None` when the log has none. Stops at the first break of
-/// the contract.
+/// Reads every launch attempt from a boot's `events` (the replayed RTMR3 events), as the
+/// verifier does: the launcher runs after the boot, so its first event must follow
+/// `system-ready` (`runtime_start` is the index after it, `None` when the log has none).
+/// Stops at the first break of the contract.
 pub fn read(events: &[Event], runtime_start: Option<usize>) -> Result<Vec<Launch>, LaunchError> {
+    // Checking the first launcher event is enough: every later one has a larger index.
+    if let Some((index, event)) = events
+        .iter()
+        .enumerate()
+        .find(|(_, e)| e.name.starts_with(LAUNCHER_PREFIX))
+    {
+        let name = event.name.clone();
+        match runtime_start {
+            None => return Err(LaunchError::NoSystemReady { name, index }),
+            Some(start) if index < start => {
+                return Err(LaunchError::BeforeSystemReady { name, index });
+            }
+            Some(_) => {}
+        }
+    }
+    attempts(events)
+}
+
+/// Reads every launch attempt from `events`: the one definition of a launch. Every event
+/// named with [`LAUNCHER_PREFIX`] belongs to the attempt its `config` opened, in the contract
+/// order, with a well-formed payload; other events (NEAR's `mpc-image-digest`, the
+/// workload's own) are not the launcher's and are skipped. Stops at the first break.
+pub fn attempts(events: &[Event]) -> Result<Vec<Launch>, LaunchError> {
     let mut launches: Vec<(Launch, Stage)> = Vec::new();
     for (index, event) in events.iter().enumerate() {
         let name = event.name.as_str();
         if !name.starts_with(LAUNCHER_PREFIX) {
             continue;
-        }
-        match runtime_start {
-            None => {
-                return Err(LaunchError::NoSystemReady {
-                    name: name.to_owned(),
-                    index,
-                });
-            }
-            Some(start) if index < start => {
-                return Err(LaunchError::BeforeSystemReady {
-                    name: name.to_owned(),
-                    index,
-                });
-            }
-            Some(_) => {}
         }
         let payload_error = |launch: usize, expected: &'static str| LaunchError::Payload {
             launch,
@@ -112,11 +126,12 @@ pub fn read(events: &[Event], runtime_start: Option<usize>) -> Result<Vec<Launch
         };
         if name == CONFIG_EVENT {
             let launch = launches.len() + 1;
-            let config = sha256_payload(&event.payload)
-                .ok_or_else(|| payload_error(launch, "sha256:<64 lowercase hex>"))?;
+            let config = parse_sha256_payload(&event.payload)
+                .ok_or_else(|| payload_error(launch, SHA256_FORM))?;
             launches.push((
                 Launch {
                     number: launch,
+                    events: extent(events, index),
                     config,
                     workload: None,
                     compose: None,
@@ -140,12 +155,8 @@ pub fn read(events: &[Event], runtime_start: Option<usize>) -> Result<Vec<Launch
         };
         *stage = match (*stage, name) {
             (Stage::Configured, WORKLOAD_EVENT) => {
-                let workload = workload_payload(&event.payload).ok_or_else(|| {
-                    payload_error(
-                        launch.number,
-                        "git:<40 or 64 lowercase hex> or oci:sha256:<64 lowercase hex>",
-                    )
-                })?;
+                let workload = parse_workload_payload(&event.payload)
+                    .ok_or_else(|| payload_error(launch.number, WORKLOAD_FORM))?;
                 launch.workload = Some(workload);
                 match workload {
                     Workload::Git(_) => Stage::GitNamed,
@@ -153,10 +164,10 @@ pub fn read(events: &[Event], runtime_start: Option<usize>) -> Result<Vec<Launch
                 }
             }
             (Stage::ImageNamed, COMPOSE_EVENT) => {
-                launch.compose =
-                    Some(sha256_payload(&event.payload).ok_or_else(|| {
-                        payload_error(launch.number, "sha256:<64 lowercase hex>")
-                    })?);
+                launch.compose = Some(
+                    parse_sha256_payload(&event.payload)
+                        .ok_or_else(|| payload_error(launch.number, SHA256_FORM))?,
+                );
                 Stage::Composed
             }
             (Stage::GitNamed | Stage::Composed, READY_EVENT) => {
@@ -172,23 +183,39 @@ pub fn read(events: &[Event], runtime_start: Option<usize>) -> Result<Vec<Launch
     Ok(launches.into_iter().map(|(launch, _)| launch).collect())
 }
 
-/// `sha256:<64 lowercase hex>` as bytes.
-fn sha256_payload(payload: &[u8]) -> Option<[u8; 32]> {
-    std::str::from_utf8(payload)
-        .ok()?
-        .strip_prefix("sha256:")
-        .and_then(hex::decode_exact::<32>)
+/// The events of the launch whose `config` is at `start`: up to and including the first
+/// `ready` after it, or up to the next `config`, or to the end. Extra events measured as
+/// part of a launch (NEAR's `mpc-image-digest`) belong to it; whatever the workload measures
+/// after `ready` does not. [`attempts`] and [`last_launch`] both use this.
+#[must_use]
+pub fn extent(events: &[Event], start: usize) -> Range<usize> {
+    let after = start.saturating_add(1);
+    let end = events
+        .iter()
+        .enumerate()
+        .skip(after)
+        .find_map(|(index, event)| match event.name.as_str() {
+            READY_EVENT => Some(index + 1),
+            CONFIG_EVENT => Some(index),
+            _ => None,
+        })
+        .unwrap_or(events.len());
+    start..end.max(start)
 }
 
-/// `git:<commit>` or `oci:sha256:<hex>`, as the launcher measures them.
-fn workload_payload(payload: &[u8]) -> Option<Workload> {
-    let text = std::str::from_utf8(payload).ok()?;
-    if let Some(commit) = text.strip_prefix("git:") {
-        return CommitId::parse(commit).map(Workload::Git);
-    }
-    text.strip_prefix("oci:")
-        .and_then(ImageDigest::parse)
-        .map(Workload::Image)
+/// The last launch in `events`, for the launcher to resume or confirm: the [`extent`] of
+/// the last `config` event. The order is not checked here: callers compare the result event
+/// for event with a launch built by [`super::events`], which follows the contract, so a
+/// broken one never matches (and `verify`, through [`read`], refuses it).
+#[must_use]
+pub fn last_launch(events: &[Event]) -> Vec<Event> {
+    let Some(start) = events.iter().rposition(|e| e.name == CONFIG_EVENT) else {
+        return Vec::new();
+    };
+    events
+        .get(extent(events, start))
+        .map(<[Event]>::to_vec)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -327,5 +354,103 @@ mod tests {
             with(R, b"x"),
             Err(r#"launch 1: trusted-launcher.ready at RTMR3 event 4 has payload "x", expected an empty payload"#.to_owned())
         );
+    }
+
+    #[test]
+    fn last_launch_runs_from_the_last_config_to_its_ready() {
+        let names = [
+            "system-ready",
+            "trusted-launcher.config",
+            "trusted-launcher.workload",
+            "trusted-launcher.ready",
+            "app",
+            "trusted-launcher.config",
+            "trusted-launcher.workload",
+            "mpc-image-digest",
+            "trusted-launcher.ready",
+            "workload-event",
+        ];
+        let events: Vec<Event> = names.iter().map(|n| Event::new(n, Vec::new())).collect();
+        let last: Vec<String> = last_launch(&events).into_iter().map(|e| e.name).collect();
+        assert_eq!(
+            last,
+            [
+                "trusted-launcher.config",
+                "trusted-launcher.workload",
+                "mpc-image-digest",
+                "trusted-launcher.ready"
+            ]
+        );
+        let unfinished: Vec<String> = last_launch(&events[..7])
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(
+            unfinished,
+            ["trusted-launcher.config", "trusted-launcher.workload"]
+        );
+        assert!(last_launch(&events[..1]).is_empty());
+    }
+
+    /// The launcher's own launches, built by the contract's constructor, read back by the
+    /// one definition as complete launches with the values they were built from; the last
+    /// one is what `run` resumes.
+    #[test]
+    fn built_launches_read_back_as_complete_launches() {
+        use crate::approval::ApprovedList;
+        use crate::digest::{ImageDigest, Sha256Digest};
+        let config = Sha256Digest::of(b"[image]\n");
+        let compose = Sha256Digest::of(b"services: {}\n");
+        let digest = ImageDigest::parse(&format!("sha256:{}", "5a".repeat(32))).unwrap();
+        let approved = ApprovedList::load(None, digest)
+            .unwrap()
+            .approve(None)
+            .unwrap();
+        let near = vec![super::super::near_image_event(&approved)];
+        let one = super::super::events(&config, &approved.workload(), Some(&compose), near);
+        let mut log = vec![Event::new("system-ready", Vec::new())];
+        log.extend(one.clone());
+        log.push(Event::new("app", b"after ready".to_vec()));
+        let launches = read(&log, Some(1)).unwrap();
+        assert_eq!(
+            launches,
+            [Launch {
+                number: 1,
+                events: 1..6,
+                config: *config.as_bytes(),
+                workload: Some(Workload::Image(digest)),
+                compose: Some(*compose.as_bytes()),
+                complete: true,
+            }]
+        );
+        assert_eq!(last_launch(&log), one);
+    }
+
+    /// `verify` (through [`read`]) and `run` (through [`last_launch`]) cut the log into the
+    /// same launches: every attempt spans its [`extent`], and the last one is what `run`
+    /// resumes or confirms.
+    #[test]
+    fn verify_and_run_cut_the_same_launches() {
+        let names = [
+            "system-ready",
+            C,
+            C,
+            W,
+            "app",
+            C,
+            W,
+            K,
+            "mpc-image-digest",
+            R,
+            "app",
+        ];
+        let events = log(&names, false);
+        let launches = read(&events, Some(1)).unwrap();
+        let spans: Vec<Range<usize>> = launches.iter().map(|l| l.events.clone()).collect();
+        assert_eq!(spans, [1..2, 2..5, 5..10]);
+        assert_eq!(last_launch(&events), events[5..10].to_vec());
+        // An unfinished last attempt runs to the end of the log.
+        assert_eq!(last_launch(&events[..8]), events[5..8].to_vec());
+        assert_eq!(read(&events[..8], Some(1)).unwrap()[2].events, 5..8);
     }
 }
