@@ -3,82 +3,51 @@
 //! file given to `verify` as base64 (decode).
 //!
 //! dstack writes payloads with `serde_human_bytes::base64`, which calls `base64::encode`
-//! (base64 0.13: the standard alphabet with padding). A few lines here rather than a crate
-//! in the TEE binary.
+//! (base64 0.13: the standard alphabet with padding). The `base64` crate's `STANDARD` engine
+//! is that encoding; the crate is already in the launcher's build through ureq, so this is
+//! no new dependency (and no hand-written codec).
 
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+use ::base64::Engine as _;
+use ::base64::engine::general_purpose::STANDARD;
+#[cfg(feature = "verify")]
+use ::base64::{
+    alphabet,
+    engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
+};
+
+/// Decoding (`verify` only): the standard alphabet, padding optional, non-zero leftover bits refused (RFC
+/// 4648 §3.5: only a canonical encoding).
+#[cfg(feature = "verify")]
+const LENIENT_PADDING: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(false),
+);
 
 /// Encodes `bytes` as standard, padded base64.
 #[must_use]
 pub fn encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b0 = chunk.first().copied().unwrap_or(0);
-        let b1 = chunk.get(1).copied().unwrap_or(0);
-        let b2 = chunk.get(2).copied().unwrap_or(0);
-        let group = (u32::from(b0) << 16) | (u32::from(b1) << 8) | u32::from(b2);
-        // `chunks(3)` yields 1 to 3 bytes: 2 to 4 symbols, then padding to 4.
-        let symbols = chunk.len() + 1;
-        for index in 0..4 {
-            if index < symbols {
-                let sextet = (group >> (18 - 6 * index)) & 0x3f;
-                out.push(char::from(sextet_symbol(sextet)));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    STANDARD.encode(bytes)
 }
 
 /// Decodes standard base64, padded or not; ASCII whitespace (line breaks) is skipped. `None`
 /// for any other symbol, misplaced padding, or a length no encoder produces.
+#[cfg(feature = "verify")]
 #[must_use]
 pub fn decode(text: &str) -> Option<Vec<u8>> {
     let symbols: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    let data_len = symbols
-        .iter()
-        .position(|&b| b == b'=')
-        .unwrap_or(symbols.len());
-    let (data, padding) = symbols.split_at(data_len);
-    let padded = !padding.is_empty();
-    if padding.len() > 2
-        || padding.iter().any(|&b| b != b'=')
-        || (padded && !symbols.len().is_multiple_of(4))
-        || data.len() % 4 == 1
-    {
-        return None;
-    }
-    let mut out = Vec::with_capacity(data.len() / 4 * 3 + 2);
-    let mut bits = 0u32;
-    let mut count = 0u32;
-    for &symbol in data {
-        let value = ALPHABET.iter().position(|&a| a == symbol)?;
-        bits = (bits << 6) | u32::try_from(value).ok()?;
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            out.push(u8::try_from((bits >> count) & 0xff).ok()?);
-            bits &= (1 << count) - 1;
-        }
-    }
-    // Leftover bits must be zero (RFC 4648 §3.5: a canonical encoding).
-    (bits == 0).then_some(out)
-}
-
-fn sextet_symbol(sextet: u32) -> u8 {
-    usize::try_from(sextet)
-        .ok()
-        .and_then(|index| ALPHABET.get(index))
-        .copied()
-        .unwrap_or(b'=')
+    LENIENT_PADDING.decode(symbols).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// RFC 4648 §10 test vectors, and bytes that use `+` and `/`.
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+    /// RFC 4648 §10 test vectors, and bytes that use `+` and `/`: the standard alphabet with
+    /// padding, not the URL-safe one or an unpadded engine.
     #[test]
     fn known_answers() {
         for (input, expected) in [
@@ -92,6 +61,7 @@ mod tests {
             (&[0xfb, 0xff, 0xbf], "+/+/"),
             (&[0x00, 0x10, 0x83], "ABCD"),
             (b"sha256:0123", "c2hhMjU2OjAxMjM="),
+            (b"user:pass", "dXNlcjpwYXNz"),
         ] {
             assert_eq!(encode(input), expected, "{input:?}");
         }
@@ -120,11 +90,13 @@ mod tests {
                 }
             }
             assert_eq!(decoded, &bytes[..len]);
+            #[cfg(feature = "verify")]
             assert_eq!(decode(&text).as_deref(), Some(&bytes[..len]));
         }
     }
 
     /// RFC 4648 §10 vectors decode, unpadded and wrapped too; malformed text does not.
+    #[cfg(feature = "verify")]
     #[test]
     fn decodes_and_refuses() {
         assert_eq!(decode("Zm9vYmE=").as_deref(), Some(&b"fooba"[..]));

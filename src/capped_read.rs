@@ -8,7 +8,7 @@
 //! descriptor (not the path, which could be swapped in between) must be a regular file.
 
 use std::fs::{File, FileType, OpenOptions};
-use std::io::Read as _;
+use std::io::Read;
 use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
 use std::path::Path;
 
@@ -113,9 +113,15 @@ pub fn kind_name(kind: FileType) -> &'static str {
 
 /// Reads `path` whole if it is a regular file holding at most `max` bytes.
 pub fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, CappedReadError> {
-    let file = open_regular(path)?;
+    read_to_cap(open_regular(path)?, max)
+}
+
+/// Reads `reader` to its end if it yields at most `max` bytes; never reads past `max + 1`.
+/// The one capped read: files, stdin, HTTP bodies.
+pub fn read_to_cap(reader: impl Read, max: u64) -> Result<Vec<u8>, CappedReadError> {
     let mut bytes = Vec::new();
-    file.take(max + 1)
+    reader
+        .take(max.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(CappedReadError::Io)?;
     if bytes.len() as u64 > max {
@@ -124,9 +130,21 @@ pub fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, CappedReadError> {
     Ok(bytes)
 }
 
+/// Whether `error` is a read or write that ran out of time: `TimedOut`, or `WouldBlock`,
+/// which a blocking socket's `SO_RCVTIMEO`/`SO_SNDTIMEO` expiry gives on Linux (EAGAIN,
+/// socket(7)).
+#[must_use]
+pub fn is_timeout(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Cursor;
     use std::os::unix::net::UnixListener;
     use std::process::Command;
 
@@ -149,6 +167,33 @@ mod tests {
                 .unwrap_err()
                 .is_not_found()
         );
+    }
+
+    #[test]
+    fn readers_are_capped_without_reading_past_the_cap() {
+        assert_eq!(read_to_cap(Cursor::new(b"abc"), 3).unwrap(), b"abc");
+        assert_eq!(read_to_cap(Cursor::new(b""), 0).unwrap(), b"");
+        assert!(matches!(
+            read_to_cap(Cursor::new(b"abcd"), 3),
+            Err(CappedReadError::TooLarge)
+        ));
+        // An endless reader ends at the cap, not at memory exhaustion.
+        assert!(matches!(
+            read_to_cap(std::io::repeat(b'x'), 1024),
+            Err(CappedReadError::TooLarge)
+        ));
+        let mut reader = Cursor::new(vec![b'x'; 100]);
+        assert!(read_to_cap(&mut reader, 9).is_err());
+        assert_eq!(reader.position(), 10, "at most max + 1 bytes are read");
+    }
+
+    #[test]
+    fn timeouts_are_told_by_kind() {
+        use std::io::{Error, ErrorKind};
+        assert!(is_timeout(&Error::from(ErrorKind::TimedOut)));
+        assert!(is_timeout(&Error::from(ErrorKind::WouldBlock)));
+        assert!(!is_timeout(&Error::other("timed out")));
+        assert!(!is_timeout(&Error::from(ErrorKind::ConnectionReset)));
     }
 
     /// Without a writer, a plain `File::open` of a FIFO never returns (fifo(7)); these return

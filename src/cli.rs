@@ -7,10 +7,13 @@
 
 use std::path::PathBuf;
 
+#[cfg(feature = "verify")]
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+#[cfg(feature = "verify")]
 use crate::digest::{CommitId, ImageDigest};
+#[cfg(feature = "verify")]
 use crate::hex;
 
 /// `--version`: the package version, and the source commit when built from a git checkout
@@ -25,7 +28,7 @@ pub const VERSION: &str = env!("TRUSTED_LAUNCHER_VERSION");
     override_usage = "trusted-launcher [OPTIONS] [CONFIG]\n       trusted-launcher <COMMAND> [OPTIONS]",
     disable_help_subcommand = true,
     after_help = "`trusted-launcher CONFIG` is the same as `trusted-launcher run CONFIG` (a drop-in for git-launcher); the options above are `run`'s and `plan`'s. Without CONFIG: /etc/trusted-launcher/config.toml, else /etc/git-launcher/config.conf (git-launcher's default) if only that exists; the log names the file read.\n\
-Exit codes: 0 success, 2 usage or config error, 1 any other launcher failure (`verify`: 3 every check passed but the quote signature was not checked); watch mode stopped by SIGTERM/SIGINT after stopping its workload: 143/130; after exec, the workload's own."
+Exit codes: 0 success, 2 usage or config error, 1 any other launcher failure (`verify`: 3 every check passed but the quote signature was not checked), 4 the output could not be written to stdout (a closed pipe, a full disk); watch mode stopped by SIGTERM/SIGINT after stopping its workload: 143/130; after exec, the workload's own."
 )]
 pub struct Cli {
     /// Format of the launcher's own log on stderr
@@ -99,6 +102,7 @@ pub struct LaunchArgs {
 
 impl LaunchArgs {
     /// The first launch option given, by its flag: what `verify` refuses before its name.
+    #[cfg(feature = "verify")]
     #[must_use]
     pub fn first_given(&self) -> Option<&'static str> {
         [
@@ -147,7 +151,15 @@ pub enum Command {
         config: Option<PathBuf>,
     },
     /// Check a TDX quote and its event log offline: which workload runs there
+    #[cfg(feature = "verify")]
     Verify(Box<VerifyArgs>),
+    /// The launcher image's build has no `verify`: whatever follows is refused, one line
+    #[cfg(not(feature = "verify"))]
+    #[command(hide = true, disable_help_flag = true)]
+    Verify {
+        #[arg(num_args = 0.., allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Validate and resolve with no side effects; print the workload and every event `run` would measure
     Plan {
         #[command(flatten)]
@@ -167,12 +179,13 @@ pub enum Command {
 }
 
 /// `verify`'s arguments.
+#[cfg(feature = "verify")]
 #[derive(Debug, Args)]
 #[command(
     after_help = "Every launch attempt in the log must be accepted: with several --expect-commit/--expect-image (or --expect-file, --plan) values, each launch's workload must be one of them; likewise its config (--expect-config-sha256), for an image launch its compose digest (--expect-compose-sha256), and its measured signer (--expect-signer: a launch without trusted-launcher.signer fails).\n\
 Boot events (app-id, compose-hash, instance-id, key-provider, os-image-hash, ...) are read only up to system-ready; --expect-event with a boot event name checks that boot value, with any other name the one event of that name after system-ready (none or several fail).\n\
 The first line of the report is the verdict: `VERIFIED: runs ...` or `NOT VERIFIED: <the first failing check>`.\n\
-Exit codes: 0 the quote's signature was verified (DCAP), the log shows at least one complete launch, and every check passed; 3 every check passed but the signature was NOT checked (--skip-dcap); 1 a check failed; 2 usage error. `ok` in --json is true only with exit 0."
+Exit codes: 0 the quote's signature was verified (DCAP), the log shows at least one complete launch, and every check passed; 3 every check passed but the signature was NOT checked (--skip-dcap); 1 a check failed; 2 usage error; 4 the report could not be written to stdout. `ok` in --json is true only with exit 0."
 )]
 // Each bool is an independent command-line switch.
 #[allow(clippy::struct_excessive_bools)]
@@ -279,21 +292,25 @@ pub struct VerifyArgs {
 }
 
 /// `--expect-commit`: a full commit id.
+#[cfg(feature = "verify")]
 fn commit_id(text: &str) -> Result<CommitId, String> {
     CommitId::parse(text).ok_or_else(|| "must be 40 or 64 lowercase hex digits".to_owned())
 }
 
 /// `--expect-image`: an image digest.
+#[cfg(feature = "verify")]
 fn image_digest(text: &str) -> Result<ImageDigest, String> {
     ImageDigest::parse(text).ok_or_else(|| "must be sha256:<64 lowercase hex>".to_owned())
 }
 
 /// A hex value of exactly `N` bytes.
+#[cfg(feature = "verify")]
 fn exact_hex<const N: usize>(text: &str) -> Result<[u8; N], String> {
     hex::decode_exact::<N>(text).ok_or_else(|| format!("must be {} lowercase hex digits", N * 2))
 }
 
 /// A hex value of at most 64 bytes (REPORTDATA's size; dstack's app id fits too).
+#[cfg(feature = "verify")]
 fn report_data_hex(text: &str) -> Result<Vec<u8>, String> {
     hex::decode(text)
         .filter(|bytes| bytes.len() <= 64)
@@ -301,6 +318,7 @@ fn report_data_hex(text: &str) -> Result<Vec<u8>, String> {
 }
 
 /// `--expect-event NAME=HEX`.
+#[cfg(feature = "verify")]
 fn event_expectation(text: &str) -> Result<(String, Vec<u8>), String> {
     text.split_once('=')
         .filter(|(name, _)| !name.is_empty())
@@ -343,6 +361,7 @@ mod tests {
 
     /// Every typed `verify` flag parses and is read back as its type (a definition that clap
     /// cannot downcast panics here, not in a user's hands).
+    #[cfg(feature = "verify")]
     #[test]
     fn every_verify_flag_reads_back_typed() {
         let h32 = "ab".repeat(32);
@@ -380,6 +399,7 @@ mod tests {
         assert_eq!(verify.event_log, Some(PathBuf::from("e.jsonl")));
     }
 
+    #[cfg(feature = "verify")]
     #[test]
     fn value_parsers_type_the_values() {
         assert!(commit_id(&"a".repeat(40)).is_ok());

@@ -18,11 +18,16 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILURE: i32 = 1;
 /// Exit code for a usage or config error.
 pub const EXIT_USAGE: i32 = 2;
+/// Exit code when the output (`plan`'s, `verify`'s report) could not be written to stdout:
+/// a closed pipe (EPIPE), a full disk. Whatever the command decided, the caller never got it.
+pub const EXIT_OUTPUT: i32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
     Usage(String),
+    #[error("cannot write the output to stdout: {0}")]
+    Output(std::io::Error),
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
@@ -52,6 +57,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::Usage(_) | Self::Config(_) => EXIT_USAGE,
+            Self::Output(_) => EXIT_OUTPUT,
             _ => EXIT_FAILURE,
         }
     }

@@ -1,41 +1,48 @@
 //! trusted-launcher: start exactly the approved workload inside a TEE and prove it.
 //!
-//! The pipeline lives in [`launch`]; [`run`] is the only place that prints errors and
+//! The pipeline lives in `launch`; [`run`] is the only place that prints errors and
 //! chooses exit codes.
+//!
+//! Modules are private to the crate except the parsers of untrusted bytes (approved lists,
+//! configs, digests, hex, registry replies and references, compose documents, strict JSON,
+//! event logs and agent replies, TDX quotes, `verify`'s inputs), which the integration tests
+//! and the fuzz targets call as the binary does, the measurement contract, and `docker`'s
+//! defaults the tests check.
 
 pub mod approval;
-pub mod atomic_file;
-pub mod base64;
-pub mod capped_read;
-pub mod cli;
-pub mod compose;
+mod atomic_file;
+mod base64;
+mod capped_read;
+mod cli;
+mod compose;
 pub mod compose_document;
 pub mod config;
-pub mod config_value;
+mod config_value;
 pub mod contract;
 pub mod digest;
 pub mod docker;
-pub mod error;
-pub mod git;
+mod error;
+mod git;
 pub mod hex;
-pub mod image_store;
-pub mod launch;
-pub mod log;
+mod image_store;
+mod launch;
+mod log;
 pub mod measure;
-pub mod plan;
-pub mod platform;
+mod plan;
+mod platform;
 pub mod registry;
-pub mod sigstore;
-pub mod stop_signal;
+mod sigstore;
+mod stop_signal;
 pub mod strict_json;
-pub mod subprocess;
+mod subprocess;
 pub mod tdx_quote;
-pub mod tee_presence;
+mod tee_presence;
+#[cfg(feature = "verify")]
 pub mod verify;
-pub mod work_dir;
-pub mod workload;
-pub mod workload_config;
-pub mod workload_env;
+mod work_dir;
+mod workload;
+mod workload_config;
+mod workload_env;
 
 use std::ffi::OsString;
 use std::io::Write as _;
@@ -43,14 +50,18 @@ use std::path::PathBuf;
 
 use clap::{CommandFactory as _, FromArgMatches as _};
 
-use cli::{BackendArg, Cli, Command, ConfigFormatArg, LaunchArgs, LogFormatArg, VerifyArgs};
+#[cfg(feature = "verify")]
+use cli::VerifyArgs;
+use cli::{BackendArg, Cli, Command, ConfigFormatArg, LaunchArgs, LogFormatArg};
 use config::ConfigFormat;
 use error::{EXIT_OK, EXIT_USAGE, Error};
 use launch::Options;
 use log::{LogFormat, Logger};
 use measure::BackendChoice;
 use platform::Platform;
+#[cfg(feature = "verify")]
 use verify::{Expectations, VerifyOptions};
+#[cfg(feature = "verify")]
 use workload::Workload;
 
 /// Runs the command line and returns the process exit code.
@@ -161,6 +172,7 @@ fn dispatch(cli: Cli, log: &Logger) -> Result<i32, Error> {
                     print(&plan::render(&resolved, json))?;
                     Ok(EXIT_OK)
                 }
+                #[cfg(feature = "verify")]
                 Command::Verify(args) => {
                     if let Some(flag) = before.first_given() {
                         return Err(Error::Usage(format!(
@@ -173,6 +185,10 @@ fn dispatch(cli: Cli, log: &Logger) -> Result<i32, Error> {
                     print(&if json { report.json() } else { report.text() })?;
                     Ok(report.exit_code())
                 }
+                #[cfg(not(feature = "verify"))]
+                Command::Verify { .. } => Err(Error::Usage(
+                    "verify is not in this build: the launcher image's binary is built without the verify feature; use the release's trusted-launcher-verifier (or a default cargo build)".into(),
+                )),
                 Command::Help { command } => help(command.as_deref()),
             }
         }
@@ -182,17 +198,24 @@ fn dispatch(cli: Cli, log: &Logger) -> Result<i32, Error> {
 /// `help [COMMAND]`: the help of the program or of one command, on stdout.
 fn help(command: Option<&str>) -> Result<i32, Error> {
     let mut program = Cli::command();
+    let commands: Vec<String> = program
+        .get_subcommands()
+        .filter(|sub| !sub.is_hide_set())
+        .map(|sub| sub.get_name().to_owned())
+        .collect();
     let text = match command {
         None => program.render_help(),
         Some(name) => program
             .find_subcommand_mut(name)
+            .filter(|sub| !sub.is_hide_set())
             .map(|sub| {
                 let mut sub = sub.clone().bin_name(format!("trusted-launcher {name}"));
                 sub.render_help()
             })
             .ok_or_else(|| {
                 Error::Usage(format!(
-                    "help: no command {name:?} (commands: run, plan, verify, help)"
+                    "help: no command {name:?} (commands: {})",
+                    commands.join(", ")
                 ))
             })?,
     };
@@ -229,13 +252,16 @@ fn options(launch: LaunchArgs) -> Result<Options, Error> {
     })
 }
 
+/// Writes the output; a failed write (a closed pipe, a full disk) is [`Error::Output`].
 fn print(text: &str) -> Result<(), Error> {
-    std::io::stdout()
-        .lock()
+    let mut stdout = std::io::stdout().lock();
+    stdout
         .write_all(text.as_bytes())
-        .map_err(|e| Error::Usage(format!("cannot write to stdout: {e}")))
+        .and_then(|()| stdout.flush())
+        .map_err(Error::Output)
 }
 
+#[cfg(feature = "verify")]
 /// `verify`'s typed flags as its options; the files they name (`--expect-file`, `--plan`)
 /// add to the accepted sets.
 fn verify_options(args: VerifyArgs) -> Result<VerifyOptions, Error> {

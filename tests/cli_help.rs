@@ -14,9 +14,12 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::verdict::{fixture_str, one_line_usage_error};
+#[cfg(feature = "verify")]
+use common::verdict::fixture_str;
+use common::verdict::one_line_usage_error;
 use common::{Fixture, Launcher};
 
+#[cfg(feature = "verify")]
 const LAUNCH_OPTIONS: &[&str] = &[
     "--platform",
     "--measurement-backend",
@@ -38,6 +41,7 @@ fn help(args: &[&str]) -> String {
 }
 
 /// The lines of `help` describing `flag` (clap puts a long description on the next line).
+#[cfg(feature = "verify")]
 fn option_line(help: &str, flag: &str) -> Option<String> {
     let lines: Vec<&str> = help.lines().collect();
     let at = lines
@@ -53,6 +57,7 @@ fn option_line(help: &str, flag: &str) -> Option<String> {
 /// `verify --help` (and `help verify`) lists no launch option and describes `--event-log` as
 /// the log it reads; before, every global option (`--platform`, `--docker`, ...) was listed
 /// and `--event-log` said "Where the local event log is written".
+#[cfg(feature = "verify")]
 #[test]
 fn each_command_lists_only_its_own_options() {
     for verify in [help(&["verify", "--help"]), help(&["help", "verify"])] {
@@ -103,6 +108,7 @@ fn help_of_help_exits_zero() {
 
 /// clap's own rendering of an argument error is several lines (error, tip, usage, "For more
 /// information"); the launcher prints one line in its log form, text or JSON, exit 2.
+#[cfg(feature = "verify")]
 #[test]
 fn argument_errors_are_one_line_in_the_log_form() {
     // clap's default, as the launcher used to print it.

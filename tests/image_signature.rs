@@ -25,13 +25,12 @@ use serde_json::{Value, json};
 
 use common::fake_docker::FakeDocker;
 use common::fake_registry::{Blob, FakeRegistry, Flavor, Image, Mode, sha256_digest};
-use common::forged_log::{COMPOSE, CONFIG, READY, WORKLOAD, boot, ev, verify};
+use common::forged_log::{COMPOSE, CONFIG, READY, WORKLOAD};
 use common::{Fixture, Run};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sigstore");
 const FULCIO: &str = "dir-img-cosign-fulcio-rekor-valid";
 const KEY_REKOR: &str = "dir-img-cosign-key-rekor-valid";
-const SIGNER: &str = "trusted-launcher.signer";
 const KEYLESS: &str = "[image.signature]\nissuer = \"https://github.com/login/oauth\"\nidentity = \"mitr@redhat.com\"\n";
 /// The signed manifest's config blob: absent from the fixtures, so resolution stops there.
 const CONFIG_BLOB: &str = "sha256:3b0f78b718417dfa432fd8da26d0e3ac4ca3566d0825b0d2b056ccc4dd29e644";
@@ -327,43 +326,52 @@ fn an_unsigned_image_runs_without_a_policy_and_is_refused_with_one() {
     assert_eq!(docker.calls().len(), calls, "docker not called again");
 }
 
-/// The payload the launcher verified, measured as `trusted-launcher.signer` after
-/// `workload`: `verify --expect-signer` accepts its identity only.
-#[test]
-fn verify_expect_signer_checks_the_measured_signer() {
-    let setup = signed(FULCIO, |_| {});
-    let run = setup.run(KEYLESS);
-    run.fails(1, CONFIG_BLOB);
-    let payload = verified_payload(&run);
-    let image = setup.digest.trim_start_matches("sha256:").to_owned();
-    let launch = |signer: Option<&str>| {
-        let mut events = boot(&[0x11; 32]);
-        events.push(ev(CONFIG, format!("sha256:{}", "c0".repeat(32))));
-        events.push(ev(WORKLOAD, format!("oci:sha256:{image}")));
-        if let Some(signer) = signer {
-            events.push(ev(SIGNER, signer));
-        }
-        events.push(ev(COMPOSE, format!("sha256:{}", "d0".repeat(32))));
-        events.push(ev(READY, b""));
-        events
-    };
-    let signed = launch(Some(&payload));
-    let verdict = verify(&signed, &["--expect-signer", "mitr@redhat.com"]);
-    verdict.passes_unsigned();
-    assert_eq!(
-        verdict.json["launches"][0]["signer"]["identity"],
-        "mitr@redhat.com"
-    );
-    verify(&signed, &["--expect-signer", "release@example.com"]).fails(&["launch.1"]);
-    // A launch without the signer event (no policy, or a launcher that skipped it).
-    let unsigned = launch(None);
-    let verdict = verify(&unsigned, &["--expect-signer", "mitr@redhat.com"]);
-    verdict.fails(&["launch.1"]);
-    assert!(
-        verdict
-            .detail("launch.1")
-            .contains("no trusted-launcher.signer event")
-    );
-    // Without --expect-signer the signer constrains nothing, and an unsigned log passes as before.
-    verify(&unsigned, &[]).passes_unsigned();
+/// `verify` is in the default build only (the `verify` feature).
+#[cfg(feature = "verify")]
+mod expect_signer {
+    use super::*;
+    use common::forged_log::{boot, ev, verify};
+
+    const SIGNER: &str = "trusted-launcher.signer";
+
+    /// The payload the launcher verified, measured as `trusted-launcher.signer` after
+    /// `workload`: `verify --expect-signer` accepts its identity only.
+    #[test]
+    fn verify_expect_signer_checks_the_measured_signer() {
+        let setup = signed(FULCIO, |_| {});
+        let run = setup.run(KEYLESS);
+        run.fails(1, CONFIG_BLOB);
+        let payload = verified_payload(&run);
+        let image = setup.digest.trim_start_matches("sha256:").to_owned();
+        let launch = |signer: Option<&str>| {
+            let mut events = boot(&[0x11; 32]);
+            events.push(ev(CONFIG, format!("sha256:{}", "c0".repeat(32))));
+            events.push(ev(WORKLOAD, format!("oci:sha256:{image}")));
+            if let Some(signer) = signer {
+                events.push(ev(SIGNER, signer));
+            }
+            events.push(ev(COMPOSE, format!("sha256:{}", "d0".repeat(32))));
+            events.push(ev(READY, b""));
+            events
+        };
+        let signed = launch(Some(&payload));
+        let verdict = verify(&signed, &["--expect-signer", "mitr@redhat.com"]);
+        verdict.passes_unsigned();
+        assert_eq!(
+            verdict.json["launches"][0]["signer"]["identity"],
+            "mitr@redhat.com"
+        );
+        verify(&signed, &["--expect-signer", "release@example.com"]).fails(&["launch.1"]);
+        // A launch without the signer event (no policy, or a launcher that skipped it).
+        let unsigned = launch(None);
+        let verdict = verify(&unsigned, &["--expect-signer", "mitr@redhat.com"]);
+        verdict.fails(&["launch.1"]);
+        assert!(
+            verdict
+                .detail("launch.1")
+                .contains("no trusted-launcher.signer event")
+        );
+        // Without --expect-signer the signer constrains nothing, and an unsigned log passes as before.
+        verify(&unsigned, &[]).passes_unsigned();
+    }
 }

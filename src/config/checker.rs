@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::problem::Invalid;
 use super::raw::Located;
 use super::{MAX_TIMEOUT_SECONDS, Problem, ProblemKind, RelativePath};
 use crate::digest::{CommitId, ImageDigest};
@@ -106,10 +107,11 @@ impl Checker<'_> {
         Some(value.value)
     }
 
-    /// Parses with `parse`, recording its reason as an invalid value.
+    /// Parses with `parse`, recording its reason as an invalid value of kind `what`.
     pub(super) fn parsed<T>(
         &mut self,
         value: &Located<String>,
+        what: Invalid,
         parse: impl FnOnce(&str) -> Result<T, &'static str>,
     ) -> Option<T> {
         match parse(&value.value) {
@@ -117,11 +119,7 @@ impl Checker<'_> {
             Err(reason) => {
                 self.push(
                     value.line,
-                    ProblemKind::InvalidPath {
-                        key: value.key,
-                        value: value.value.clone(),
-                        reason,
-                    },
+                    what.problem(value.key, value.value.clone(), reason),
                 );
                 None
             }
@@ -137,7 +135,7 @@ impl Checker<'_> {
         let Some(value) = value.and_then(|v| self.non_empty(v)) else {
             return Some(default);
         };
-        self.parsed(&value, |text| {
+        self.parsed(&value, Invalid::Value, |text| {
             text.parse::<u64>()
                 .ok()
                 .filter(|s| (1..=MAX_TIMEOUT_SECONDS).contains(s) && !text.starts_with('+'))

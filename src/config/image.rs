@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use super::problem::Invalid;
 use super::raw::{Located, RawImage};
 use super::{
     Checker, DEFAULT_COMPOSE_FILE, DEFAULT_DOCKER_HOST, DEFAULT_PLATFORM, DEFAULT_PROJECT,
@@ -19,7 +20,7 @@ pub(super) fn validate(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSp
     let before = check.problems.len();
     let reference = check
         .required(raw.reference, "image.reference")
-        .and_then(|v| check.parsed(&v, ImageReference::parse));
+        .and_then(|v| check.parsed(&v, Invalid::Reference, ImageReference::parse));
     let digest = check
         .required(raw.digest, "image.digest")
         .and_then(|v| check.image_digest(&v));
@@ -28,7 +29,7 @@ pub(super) fn validate(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSp
         .and_then(|v| check.non_empty(v))
         .and_then(|v| check.image_digest(&v));
     let platform = match raw.platform.and_then(|v| check.non_empty(v)) {
-        Some(v) => check.parsed(&v, Platform::parse),
+        Some(v) => check.parsed(&v, Invalid::Platform, Platform::parse),
         None => Platform::parse(DEFAULT_PLATFORM).ok(),
     };
     let approved_list = raw
@@ -41,7 +42,7 @@ pub(super) fn validate(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSp
         .map(|v| v.value);
     let password_env = password_env(check, raw.password_env);
     let project = match raw.project.and_then(|v| check.non_empty(v)) {
-        Some(v) => check.parsed(&v, project_name),
+        Some(v) => check.parsed(&v, Invalid::Value, project_name),
         None => Some(DEFAULT_PROJECT.to_owned()),
     };
     let path = |check: &mut Checker<'_>, value: Option<Located<String>>| {
@@ -50,7 +51,7 @@ pub(super) fn validate(raw: RawImage, check: &mut Checker<'_>) -> Option<ImageSp
             .map(|v| PathBuf::from(v.value))
     };
     let docker_host = match raw.docker_host.and_then(|v| check.non_empty(v)) {
-        Some(v) => check.parsed(&v, docker_host),
+        Some(v) => check.parsed(&v, Invalid::Value, docker_host),
         None => Some(DEFAULT_DOCKER_HOST.to_owned()),
     };
     let pull_timeout = check.seconds(raw.pull_timeout, DEFAULT_PULL_TIMEOUT);
@@ -155,7 +156,7 @@ fn watch(
             },
         );
     }
-    let seconds = check.parsed(&interval, |text| {
+    let seconds = check.parsed(&interval, Invalid::Value, |text| {
         text.parse::<u64>()
             .ok()
             .filter(|s| WATCH_INTERVAL_SECONDS.contains(s) && !text.starts_with('+'))
@@ -207,41 +208,41 @@ struct RawService {
 
 /// Every service value is checked by grammar; compose would read a bad one some other way.
 fn service(check: &mut Checker<'_>, raw: RawService) -> ServiceSpec {
-    let mut each =
-        |value: Option<Located<Vec<String>>>, valid: fn(&str) -> bool, reason: &'static str| {
-            let Some(value) = value else {
-                return Vec::new();
-            };
-            for item in &value.value {
-                if !valid(item) {
-                    check.push(
-                        value.line,
-                        ProblemKind::InvalidPath {
-                            key: value.key,
-                            value: item.clone(),
-                            reason,
-                        },
-                    );
-                }
-            }
-            value.value
+    let mut each = |value: Option<Located<Vec<String>>>,
+                    what: Invalid,
+                    valid: fn(&str) -> bool,
+                    reason: &'static str| {
+        let Some(value) = value else {
+            return Vec::new();
         };
+        for item in &value.value {
+            if !valid(item) {
+                check.push(value.line, what.problem(value.key, item.clone(), reason));
+            }
+        }
+        value.value
+    };
     let ports = each(
         raw.ports,
+        Invalid::Port,
         is_port_mapping,
         "entry must be [ip:]host:container[/tcp|/udp] with ports 1-65535",
     );
     let volumes = each(
         raw.volumes,
+        Invalid::Value,
         is_volume,
         "entry must be source:/absolute/target[:ro|:rw]",
     );
     let cap_add = each(
         raw.cap_add,
+        Invalid::Value,
         |c| !c.is_empty() && c.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'),
         "entry must be a capability name like NET_ADMIN",
     );
-    let command = raw.command.map(|v| each(Some(v), |_| true, ""));
+    let command = raw
+        .command
+        .map(|v| each(Some(v), Invalid::Value, |_| true, ""));
     let environment = match raw.environment {
         Some(env) => {
             for (name, _) in &env.value {

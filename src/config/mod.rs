@@ -23,13 +23,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use default_path::{
-    DEFAULT_CONFIG_PATH, DefaultConfig, GIT_LAUNCHER_CONFIG_PATH, default_config,
-};
+pub use default_path::default_config;
 pub use load::{ConfigError, load, load_with_env};
 pub use near::relocate_shared as relocate_near_shared;
 pub use problem::{Problem, ProblemKind};
-pub use raw::RawConfig;
 pub use relative_path::RelativePath;
 pub use workload_config::{LauncherTable, WorkloadConfigFormat, WorkloadConfigSpec};
 

@@ -231,7 +231,7 @@ impl<'de> Reader<'de, '_> {
             Err(reason) => {
                 self.problems.push(Problem::at(
                     line,
-                    ProblemKind::InvalidPath {
+                    ProblemKind::InvalidReference {
                         key: "launcher_config.image_reference",
                         value: text.to_owned(),
                         reason,

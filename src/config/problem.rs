@@ -60,7 +60,32 @@ pub enum ProblemKind {
         key: &'static str,
         value: String,
     },
+    /// A path the config may not name (absolute where relative is needed, `..`, ...).
     InvalidPath {
+        key: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+    /// An image reference that does not parse.
+    InvalidReference {
+        key: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+    /// A platform that is not `os/arch[/variant]`.
+    InvalidPlatform {
+        key: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+    /// A port mapping that is not `[ip:]host:container[/proto]`.
+    InvalidPort {
+        key: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+    /// Any other value its parser refused: a number, a name, a list entry.
+    InvalidValue {
         key: &'static str,
         value: String,
         reason: &'static str,
@@ -134,7 +159,13 @@ impl fmt::Display for ProblemKind {
                 f,
                 "{key} must be 40 or 64 lowercase hex digits, not a branch, tag or short id (got {value:?})"
             ),
-            Self::InvalidPath { key, value, reason } => write!(f, "{key} {reason} (got {value:?})"),
+            Self::InvalidPath { key, value, reason }
+            | Self::InvalidReference { key, value, reason }
+            | Self::InvalidPlatform { key, value, reason }
+            | Self::InvalidPort { key, value, reason }
+            | Self::InvalidValue { key, value, reason } => {
+                write!(f, "{key} {reason} (got {value:?})")
+            }
             Self::InvalidRepoUrl { value, reason } => {
                 write!(f, "repository URL {reason} (got {value:?})")
             }
@@ -172,6 +203,30 @@ impl fmt::Display for ProblemKind {
     }
 }
 
+/// What kind of value a parser refused: which [`ProblemKind`] records it.
+#[derive(Clone, Copy, Debug)]
+pub enum Invalid {
+    Path,
+    Reference,
+    Platform,
+    Port,
+    Value,
+}
+
+impl Invalid {
+    /// The problem for `key`'s `value`, refused for `reason`.
+    #[must_use]
+    pub fn problem(self, key: &'static str, value: String, reason: &'static str) -> ProblemKind {
+        match self {
+            Self::Path => ProblemKind::InvalidPath { key, value, reason },
+            Self::Reference => ProblemKind::InvalidReference { key, value, reason },
+            Self::Platform => ProblemKind::InvalidPlatform { key, value, reason },
+            Self::Port => ProblemKind::InvalidPort { key, value, reason },
+            Self::Value => ProblemKind::InvalidValue { key, value, reason },
+        }
+    }
+}
+
 /// 1-based line number of a byte offset in `text`.
 #[must_use]
 pub fn line_of(text: &str, offset: usize) -> usize {
@@ -193,6 +248,28 @@ pub fn render(problems: &[Problem]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each kind of refused value is its own variant (a caller can tell a bad reference from
+    /// a bad port), with the one message shape `KEY REASON (got VALUE)`.
+    #[test]
+    fn refused_values_keep_their_kind() {
+        let kinds = [
+            Invalid::Path,
+            Invalid::Reference,
+            Invalid::Platform,
+            Invalid::Port,
+            Invalid::Value,
+        ]
+        .map(|what| what.problem("k", "v".into(), "is bad"));
+        assert!(matches!(kinds[0], ProblemKind::InvalidPath { .. }));
+        assert!(matches!(kinds[1], ProblemKind::InvalidReference { .. }));
+        assert!(matches!(kinds[2], ProblemKind::InvalidPlatform { .. }));
+        assert!(matches!(kinds[3], ProblemKind::InvalidPort { .. }));
+        assert!(matches!(kinds[4], ProblemKind::InvalidValue { .. }));
+        for kind in &kinds {
+            assert_eq!(kind.to_string(), "k is bad (got \"v\")");
+        }
+    }
 
     #[test]
     fn line_of_counts_newlines_before_offset() {

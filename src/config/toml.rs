@@ -10,7 +10,9 @@
 //! ```
 //! Unknown sections and keys are errors everywhere.
 
+use toml_span::de_helpers::TableHelper;
 use toml_span::value::{Table, Value, ValueInner};
+use toml_span::{ErrorKind, Span};
 
 use super::problem::{Problem, ProblemKind, line_of};
 use super::raw::{KeyNames, Located, RawConfig, RawImage, RawWorkloadConfig};
@@ -167,10 +169,12 @@ impl<'de> Reader<'de, '_> {
         line_of(self.text, value.span.start)
     }
 
+    /// `value` as a table (toml-span's `TableHelper::new`), or `None` with a problem naming
+    /// `name`.
     pub(super) fn table(&mut self, value: &mut Value<'de>, name: &str) -> Option<Table<'de>> {
         let line = self.line(value);
-        if let ValueInner::Table(table) = value.take() {
-            return Some(table);
+        if let Ok(helper) = TableHelper::new(value) {
+            return Some(helper.table);
         }
         self.problems.push(Problem::at(
             line,
@@ -367,14 +371,24 @@ impl<'de> Reader<'de, '_> {
         })
     }
 
+    /// Every key left in `table` after its known keys were taken is a problem, at its own
+    /// line: toml-span's `TableHelper::finalize` (serde's `deny_unknown_fields`) lists them
+    /// with their spans. Only the key names are toml-span's; the message is ours.
     pub(super) fn unknown_keys(&mut self, table: Table<'de>, prefix: &str) {
-        for (key, _) in table {
-            self.problems.push(Problem::at(
-                line_of(self.text, key.span.start),
-                ProblemKind::UnknownKey {
-                    key: format!("{prefix}{}", key.name),
-                },
-            ));
+        let Err(error) = TableHelper::from((table, Span::default())).finalize(None) else {
+            return;
+        };
+        for error in error.errors {
+            if let ErrorKind::UnexpectedKeys { keys, .. } = error.kind {
+                for (name, span) in keys {
+                    self.problems.push(Problem::at(
+                        line_of(self.text, span.start),
+                        ProblemKind::UnknownKey {
+                            key: format!("{prefix}{name}"),
+                        },
+                    ));
+                }
+            }
         }
     }
 }

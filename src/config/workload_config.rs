@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use super::problem::Invalid;
 use super::raw::RawWorkloadConfig;
 use super::{Checker, ProblemKind};
 use crate::config_value::ConfigValue;
@@ -44,7 +45,7 @@ pub(super) fn validate(
     let path = check
         .required(raw.path, "image.workload_config.path")
         .and_then(|v| {
-            check.parsed(&v, |text| {
+            check.parsed(&v, Invalid::Path, |text| {
                 if text.starts_with('/') {
                     Ok(PathBuf::from(text))
                 } else {
@@ -77,7 +78,7 @@ pub(super) fn validate(
     {
         check.push(
             *line,
-            ProblemKind::InvalidPath {
+            ProblemKind::InvalidValue {
                 key: "image.workload_config.content",
                 value: at,
                 reason: "holds a float JSON cannot encode (inf or nan)",

@@ -104,7 +104,6 @@ pub struct VerifiedCheckout {
     pub commit: CommitId,
     /// The commit object's content, verified against `commit` (gitsign signs it).
     pub commit_object: Vec<u8>,
-    pub files: usize,
     /// The verified tree, to check the files again right before the workload starts.
     entries: Vec<TreeEntry>,
 }
@@ -223,7 +222,6 @@ pub fn checkout(
         root,
         commit,
         commit_object: tree.object,
-        files,
         entries: tree.entries,
     })
 }
@@ -536,7 +534,7 @@ mod tests {
         let url = format!("file://{}", origin.display());
         for _ in 0..2 {
             let done = checkout(&url, &work, &approved, &Logger::default()).unwrap();
-            assert_eq!(done.files, 1);
+            assert_eq!(done.entries.len(), 1);
             assert_eq!(git(&work, &["rev-parse", "HEAD"]), sha);
             assert_eq!(git(&work, &["status", "--porcelain"]), "");
         }

@@ -40,8 +40,6 @@ pub enum ImageLaunchError {
     #[error("compose template {path}: {source}")]
     Render { path: String, source: TemplateError },
     #[error(transparent)]
-    Docker(#[from] DockerError),
-    #[error(transparent)]
     WorkloadConfig(#[from] WorkloadConfigError),
     #[error("cannot write compose file {path}: {source}")]
     Write {
@@ -131,11 +129,12 @@ pub fn image_name(spec: &ImageSpec, digest: &Approved<ImageDigest>) -> String {
 
 /// Pulls the approved digest, confirms the engine holds exactly that image, writes the
 /// workload config (if any) and the compose file, and returns the compose command to run.
+/// Docker's failures are [`Error::Docker`], the one route they take to the user.
 pub fn prepare(
     launch: &ImageLaunch<'_>,
     docker: &dyn Docker,
     log: &Logger,
-) -> Result<Command, ImageLaunchError> {
+) -> Result<Command, Error> {
     let ImageLaunch {
         spec,
         digest,
@@ -179,8 +178,9 @@ pub fn prepare(
                 approved_list: spec.approved_list.as_deref(),
                 tee: *tee,
             },
-        )?;
-        workload_config::write_atomically(&config.path, &text)?;
+        )
+        .map_err(ImageLaunchError::from)?;
+        workload_config::write_atomically(&config.path, &text).map_err(ImageLaunchError::from)?;
         log.info(&format!(
             "workload config written to {}",
             config.path.display()
@@ -235,7 +235,7 @@ impl ImageLaunch<'_> {
     /// Between `compose` and `ready`: pulls and confirms the approved image, writes the
     /// workload config and the compose file; returns the compose command that starts it.
     pub fn prepare(&self, log: &Logger) -> Result<Command, Error> {
-        Ok(prepare(self, self.docker, log)?)
+        prepare(self, self.docker, log)
     }
 
     /// After `ready`: execs `compose up`, or starts the project detached (then watches the

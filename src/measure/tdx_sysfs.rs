@@ -48,11 +48,6 @@ impl TdxSysfs {
         self
     }
 
-    /// This boot's events of the launcher's own log.
-    pub fn this_boot(&self) -> Result<Vec<Event>, MeasureError> {
-        self.log.this_boot()
-    }
-
     #[must_use]
     pub fn inconsistent(&self, quoted: &QuotedLog) -> MeasureError {
         MeasureError::NativeReplay {

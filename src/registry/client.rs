@@ -23,9 +23,11 @@ use super::RegistryError;
 use super::challenge::{Challenge, parse_challenges};
 use super::redirect;
 use super::reference::ImageReference;
+use crate::capped_read::CappedReadError;
 use crate::digest::ImageDigest;
-use transport::Reply;
-pub(crate) use transport::read_capped;
+#[cfg(feature = "verify")]
+pub(crate) use transport::timed_out_in;
+use transport::{Reply, read_body};
 
 /// A manifest is kilobytes; anything near this is not one.
 pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
@@ -85,6 +87,27 @@ pub struct Client {
     deadline: Instant,
 }
 
+/// What a GET by digest fetches: a manifest (or index), asked for with the `Accept` header of
+/// every manifest type the launcher reads, or a blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Object {
+    Manifest,
+    Blob,
+    /// OCI 1.1's referrers API (signatures attached to a digest).
+    Referrers,
+}
+
+impl Object {
+    /// The URL path segment: `/v2/<repository>/<segment>/<digest>`.
+    fn path(self) -> &'static str {
+        match self {
+            Self::Manifest => "manifests",
+            Self::Blob => "blobs",
+            Self::Referrers => "referrers",
+        }
+    }
+}
+
 impl Client {
     /// A client for `reference`. HTTPS with the built-in web roots, plus the certificates
     /// of `ca_file` when given; plain HTTP for a loopback registry without a CA file, or
@@ -127,44 +150,45 @@ impl Client {
 
     /// GETs `/v2/<repository>/manifests/<digest>` and checks the body against the digest.
     pub fn manifest(&mut self, digest: &ImageDigest) -> Result<Manifest, RegistryError> {
-        self.fetch("manifests", digest)
+        self.fetch(Object::Manifest, digest)
     }
 
     /// GETs `/v2/<repository>/blobs/<digest>` (a config blob) and checks it the same way.
     pub fn blob(&mut self, digest: &ImageDigest) -> Result<Vec<u8>, RegistryError> {
-        self.fetch("blobs", digest).map(|m| m.body)
+        self.fetch(Object::Blob, digest).map(|m| m.body)
     }
 
     /// GETs `/v2/<repository>/manifests/<tag>`: a tag names no digest, so the body is only
     /// size-capped; whoever reads it checks what it says (cosign's `sha256-<hex>.sig`).
     pub fn manifest_by_tag(&mut self, tag: &str) -> Result<Manifest, RegistryError> {
-        self.fetch_reference("manifests", tag, None)
+        self.fetch_reference(Object::Manifest, tag, None)
     }
 
     /// GETs `/v2/<repository>/referrers/<digest>` (OCI distribution 1.1): an index of the
     /// manifests whose `subject` is `digest`; only size-capped, like a tag.
     pub fn referrers(&mut self, digest: &ImageDigest) -> Result<Manifest, RegistryError> {
-        self.fetch_reference("referrers", &digest.to_string(), None)
+        self.fetch_reference(Object::Referrers, &digest.to_string(), None)
     }
 
-    fn fetch(&mut self, kind: &str, digest: &ImageDigest) -> Result<Manifest, RegistryError> {
-        self.fetch_reference(kind, &digest.to_string(), Some(digest))
+    fn fetch(&mut self, object: Object, digest: &ImageDigest) -> Result<Manifest, RegistryError> {
+        self.fetch_reference(object, &digest.to_string(), Some(digest))
     }
 
     fn fetch_reference(
         &mut self,
-        kind: &str,
+        object: Object,
         name: &str,
         expected: Option<&ImageDigest>,
     ) -> Result<Manifest, RegistryError> {
         let url = format!(
-            "{}/v2/{}/{kind}/{name}",
+            "{}/v2/{}/{}/{name}",
             self.base,
-            self.reference.repository()
+            self.reference.repository(),
+            object.path()
         );
         let mut authenticated = false;
         loop {
-            let response = self.get_with_retries(&url, kind == "manifests")?;
+            let response = self.get_with_retries(&url, object == Object::Manifest)?;
             match response {
                 Reply::Ok { body, content_type } => {
                     let actual = ImageDigest::of(&body);
@@ -270,7 +294,14 @@ impl Client {
                     );
                 }
                 let body = match request.call() {
-                    Ok(response) => read_capped(response, MAX_TOKEN_BYTES).map_err(unauthorized)?,
+                    Ok(response) => read_body(response, MAX_TOKEN_BYTES).map_err(|e| {
+                        unauthorized(match e {
+                            CappedReadError::TooLarge => {
+                                format!("larger than {MAX_TOKEN_BYTES} bytes")
+                            }
+                            other => other.to_string(),
+                        })
+                    })?,
                     Err(ureq::Error::Status(code, _)) => {
                         return Err(unauthorized(format!(
                             "token service at {realm} answered HTTP {code} (wrong credentials?)"
@@ -370,19 +401,6 @@ pub(crate) fn tls_with_ca(path: &Path) -> Result<Arc<rustls::ClientConfig>, Regi
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_known_answers() {
-        for (input, output) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("user:pass", "dXNlcjpwYXNz"),
-        ] {
-            assert_eq!(crate::base64::encode(input.as_bytes()), output, "{input}");
-        }
-    }
 
     /// Plain HTTP only for a loopback registry or with `insecure`; never for a realm that
     /// would receive credentials off this machine.

@@ -11,10 +11,11 @@ pub mod signatures;
 
 use std::fmt;
 
-pub use client::{Client, Credentials, DEADLINE, MAX_MANIFEST_BYTES};
-// The TLS roots (web roots plus a CA file) and the capped body read, shared with the
-// collateral fetch of `verify` (verify/pcs.rs).
-pub(crate) use client::{read_capped, tls_with_ca};
+pub use client::{Client, Credentials};
+// The TLS roots (web roots plus a CA file), shared with the collateral fetch of `verify`
+// (verify/pcs.rs).
+#[cfg(feature = "verify")]
+pub(crate) use client::{timed_out_in, tls_with_ca};
 pub use manifest::Platform;
 pub use reference::ImageReference;
 

@@ -1,7 +1,6 @@
 //! What `verify` is given, recognised by shape: a `GetQuote` or `Info` reply, NEAR's public data,
 //! `phala cvms attestation --json`, or a quote file with an event log.
 
-use std::io::Read as _;
 use std::path::Path;
 
 use der::Decode as _;
@@ -11,6 +10,7 @@ use serde_json::Value;
 use x509_cert::Certificate;
 
 use super::app_compose::AppCompose;
+use crate::capped_read::{CappedReadError, open_regular, read_to_cap};
 use crate::hex;
 use crate::measure::replay::LogEntry;
 
@@ -39,26 +39,18 @@ pub struct Evidence {
 
 /// Reads a file (or stdin for `-`), capped.
 pub fn read_source(path: &Path) -> Result<Vec<u8>, String> {
-    let mut bytes = Vec::new();
     let result = if path == Path::new("-") {
-        std::io::stdin()
-            .lock()
-            .take(MAX_INPUT_BYTES + 1)
-            .read_to_end(&mut bytes)
+        read_to_cap(std::io::stdin().lock(), MAX_INPUT_BYTES)
     } else {
         // A FIFO or device given as evidence is refused, not waited on.
-        crate::capped_read::open_regular(path)
-            .map_err(crate::capped_read::CappedReadError::into_io)
-            .and_then(|f| f.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes))
+        open_regular(path).and_then(|file| read_to_cap(file, MAX_INPUT_BYTES))
     };
-    result.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if bytes.len() as u64 > MAX_INPUT_BYTES {
-        return Err(format!(
-            "{} is larger than {MAX_INPUT_BYTES} bytes",
-            path.display()
-        ));
-    }
-    Ok(bytes)
+    result.map_err(|error| match error {
+        CappedReadError::TooLarge => {
+            format!("{} is larger than {MAX_INPUT_BYTES} bytes", path.display())
+        }
+        other => format!("cannot read {}: {other}", path.display()),
+    })
 }
 
 /// Recognises a JSON attestation document.

@@ -27,11 +27,10 @@ mod verdict;
 
 use std::path::PathBuf;
 
-pub use dcap::CollateralJson;
-pub use expect_file::{ExpectFile, ExpectFileError};
-pub use pcs::{INTEL_PCS_URL, check_url};
-pub use plan_file::{PlanFile, PlanFileError};
-pub use report::{EXIT_SIGNATURE_NOT_CHECKED, Outcome, Report, Status};
+pub use expect_file::ExpectFile;
+pub use pcs::check_url;
+pub use plan_file::PlanFile;
+pub use report::Report;
 
 use crate::contract::launches;
 use crate::hex;

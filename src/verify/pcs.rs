@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 use dcap_qvl::QuoteCollateralV3;
 
 use super::pcs_reply::{Reply, crl_bytes, signed_json};
-use crate::registry::{read_capped, tls_with_ca};
+use crate::capped_read::{CappedReadError, is_timeout, read_to_cap};
+use crate::registry::{timed_out_in, tls_with_ca};
 
 /// Intel's Provisioning Certification Service, the default source.
 pub const INTEL_PCS_URL: &str = "https://api.trustedservices.intel.com";
@@ -216,21 +217,18 @@ impl Pcs {
                         Some((name, value))
                     })
                     .collect();
-                let body = read_capped(response, MAX_BODY_BYTES).map_err(|detail| {
-                    if detail.starts_with("larger than") {
-                        PcsError::TooLarge {
+                let body =
+                    read_to_cap(response.into_reader(), MAX_BODY_BYTES).map_err(|e| match e {
+                        CappedReadError::TooLarge => PcsError::TooLarge {
                             url: url.to_owned(),
                             max: MAX_BODY_BYTES,
-                        }
-                    } else if detail.starts_with("timed out") {
-                        timed_out()
-                    } else {
-                        PcsError::Transport {
+                        },
+                        CappedReadError::Io(io) if is_timeout(&io) => timed_out(),
+                        other => PcsError::Transport {
                             url: url.to_owned(),
-                            detail,
-                        }
-                    }
-                })?;
+                            detail: other.to_string(),
+                        },
+                    })?;
                 Ok(Reply {
                     url: url.to_owned(),
                     headers,
@@ -238,7 +236,7 @@ impl Pcs {
                 })
             }
             Err(ureq::Error::Status(status, response)) => {
-                let body = read_capped(response, 64 * 1024).unwrap_or_default();
+                let body = read_to_cap(response.into_reader(), 64 * 1024).unwrap_or_default();
                 let text: String = String::from_utf8_lossy(&body)
                     .chars()
                     .filter(|c| !c.is_control())
@@ -256,7 +254,7 @@ impl Pcs {
             }
             Err(ureq::Error::Transport(error)) => {
                 let detail = error.to_string().replace(&format!("{url}: "), "");
-                if detail.contains("timed out") || detail.contains("Timeout") {
+                if timed_out_in(&error) {
                     Err(timed_out())
                 } else {
                     Err(PcsError::Transport {

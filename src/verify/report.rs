@@ -164,7 +164,7 @@ impl Report {
         self.ok
     }
 
-    /// 0 verified; [`EXIT_SIGNATURE_NOT_CHECKED`] every check passed but the signature was
+    /// 0 verified; `EXIT_SIGNATURE_NOT_CHECKED` (3) every check passed but the signature was
     /// not checked; 1 a check failed.
     #[must_use]
     pub fn exit_code(&self) -> i32 {

@@ -10,6 +10,7 @@
 )]
 #![allow(dead_code)]
 
+#[cfg(feature = "verify")]
 pub mod collateral_run;
 pub mod fake_agent;
 pub mod fake_docker;

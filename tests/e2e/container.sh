@@ -19,7 +19,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
 ROOT=$(pwd)
 BIN=${1:-target/x86_64-unknown-linux-gnu/release/trusted-launcher}
-[ -x "$BIN" ] || { echo "no launcher binary at $BIN (static release build first)" >&2; exit 2; }
+[ -x "$BIN" ] || { echo "no launcher binary at $BIN (static release build with --no-default-features first)" >&2; exit 2; }
 BIN=$(realpath "$BIN")
 PY=/usr/bin/python3 # Debian's python3 with python3-yaml (setup.sh)
 T0=$SECONDS

@@ -14,7 +14,9 @@
 #    work in the chroot, as the Dockerfile checks. apt lists, caches and logs are removed.
 #    The root file system is cached as a tarball under ${E2E_CACHE:-/var/cache/trusted-launcher-e2e}/launcher-rootfs/,
 #    keyed by a hash of the pinned package list: a second run skips all of step 1.
-# 2. BINARY is added at /usr/local/bin/trusted-launcher and the tarball goes through
+# 2. BINARY, the launcher image's build (`--no-default-features`, as docker/build-binary.sh
+#    makes it: no `verify` subcommand, none of DCAP's crates; a BINARY with `verify` is
+#    refused), is added at /usr/local/bin/trusted-launcher and the tarball goes through
 #    `docker import` with the Dockerfile's ENTRYPOINT (and debian's default PATH), is tagged
 #    REGISTRY/e2e/trusted-launcher:e2e and pushed with REGISTRY_USER's credentials.
 # 3. Writes WORKDIR/launcher-image.env: LAUNCHER_IMAGE=REGISTRY/e2e/trusted-launcher@sha256:...
@@ -32,6 +34,10 @@ W=$(cd "$W" && pwd)
 [ -f "$W/env" ] || { echo "launcher_image.sh: $W/env missing: run start.sh first" >&2; exit 2; }
 [ -x "$BIN" ] || { echo "launcher_image.sh: no executable at $BIN" >&2; exit 2; }
 BIN=$(realpath "$BIN")
+if "$BIN" verify --help >/dev/null 2>&1; then
+  echo "launcher_image.sh: $BIN has the verify subcommand; the image ships the --no-default-features build" >&2
+  exit 2
+fi
 set -a
 # shellcheck disable=SC1091
 . "$W/env"

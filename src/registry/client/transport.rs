@@ -2,7 +2,6 @@
 //! transient failures (honouring `Retry-After` when it fits), redirects followed by hand with
 //! the registry's credentials kept to its own origin, bodies capped.
 
-use std::io::Read as _;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -13,6 +12,7 @@ use super::super::retry_after::retry_after;
 use super::{
     ATTEMPTS, Client, DEADLINE, FIRST_BACKOFF, MAX_MANIFEST_BYTES, REQUEST_TIMEOUT, Token,
 };
+use crate::capped_read::{CappedReadError, is_timeout, read_to_cap};
 
 impl Client {
     /// What is left of the deadline for one request, at most [`REQUEST_TIMEOUT`].
@@ -95,21 +95,18 @@ impl Client {
                 }
                 Ok(response) => {
                     let content_type = response.header("Content-Type").map(str::to_owned);
-                    let body = read_capped(response, MAX_MANIFEST_BYTES).map_err(|detail| {
-                        if detail.starts_with("larger than") {
-                            RegistryError::TooLarge {
+                    let body =
+                        read_body(response, MAX_MANIFEST_BYTES).map_err(|error| match error {
+                            CappedReadError::TooLarge => RegistryError::TooLarge {
                                 url: shown.clone(),
                                 max: MAX_MANIFEST_BYTES,
-                            }
-                        } else if detail.starts_with("timed out") {
-                            timed_out()
-                        } else {
-                            RegistryError::Transport {
+                            },
+                            CappedReadError::Io(error) if is_timeout(&error) => timed_out(),
+                            other => RegistryError::Transport {
                                 url: shown.clone(),
-                                detail,
-                            }
-                        }
-                    })?;
+                                detail: other.to_string(),
+                            },
+                        })?;
                     return Ok(Attempt::Done(Reply::Ok { body, content_type }));
                 }
                 Err(ureq::Error::Status(401, response)) if at_registry => {
@@ -122,7 +119,7 @@ impl Client {
                     let asked = response
                         .header("Retry-After")
                         .and_then(|v| retry_after(v, SystemTime::now()));
-                    let body = read_capped(response, 64 * 1024).unwrap_or_default();
+                    let body = read_body(response, 64 * 1024).unwrap_or_default();
                     return Ok(Attempt::Transient {
                         error: RegistryError::Status {
                             url: shown,
@@ -133,7 +130,7 @@ impl Client {
                     });
                 }
                 Err(ureq::Error::Status(code, response)) => {
-                    let body = read_capped(response, 64 * 1024).unwrap_or_default();
+                    let body = read_body(response, 64 * 1024).unwrap_or_default();
                     return Ok(Attempt::Done(Reply::Status {
                         url: shown,
                         code,
@@ -142,10 +139,10 @@ impl Client {
                 }
                 Err(ureq::Error::Transport(error)) => {
                     // ureq's text starts with the URL, which the error already names.
-                    let detail = error.to_string().replace(&format!("{current}: "), "");
-                    if detail.contains("timed out") || detail.contains("Timeout") {
+                    if timed_out_in(&error) {
                         return Err(timed_out());
                     }
+                    let detail = error.to_string().replace(&format!("{current}: "), "");
                     return Ok(Attempt::Transient {
                         error: RegistryError::Transport { url: shown, detail },
                         retry_after: None,
@@ -217,22 +214,54 @@ pub(super) enum Reply {
     },
 }
 
-/// Reads a response body, refusing one larger than `max` bytes.
-pub(crate) fn read_capped(response: ureq::Response, max: u64) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    response
-        .into_reader()
-        .take(max + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| {
-            if e.to_string().contains("timed out") {
-                "timed out reading the body".to_owned()
-            } else {
-                e.to_string()
-            }
-        })?;
-    if body.len() as u64 > max {
-        return Err(format!("larger than {max} bytes"));
+/// A response's body, at most `max` bytes.
+pub(super) fn read_body(response: ureq::Response, max: u64) -> Result<Vec<u8>, CappedReadError> {
+    read_to_cap(response.into_reader(), max)
+}
+
+/// Whether a transport failure is a timeout: an I/O error of that kind anywhere in its
+/// source chain (ureq wraps the socket's error: connect, TLS handshake, headers).
+pub(crate) fn timed_out_in(error: &ureq::Transport) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = current {
+        if error
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(is_timeout)
+        {
+            return true;
+        }
+        current = error.source();
     }
-    Ok(body)
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn transport_error(url: &str) -> ureq::Transport {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_millis(300))
+            .build();
+        match agent.get(url).call() {
+            Err(ureq::Error::Transport(error)) => error,
+            other => panic!("expected a transport error, got {other:?}"),
+        }
+    }
+
+    /// A server that accepts and never answers: ureq's read timeout, an I/O error of kind
+    /// `TimedOut` under its transport error, is told by type, not by its text.
+    #[test]
+    fn silent_server_is_a_timeout_and_refused_connection_is_not() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let silent = format!("http://{}/v2/", listener.local_addr().unwrap());
+        assert!(timed_out_in(&transport_error(&silent)));
+
+        let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+        let refused = format!("http://{}/v2/", closed.local_addr().unwrap());
+        drop(closed);
+        assert!(!timed_out_in(&transport_error(&refused)));
+        drop(listener);
+    }
 }
