@@ -15,6 +15,9 @@ pub mod config_value;
 pub mod digest;
 pub mod docker;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod git;
 pub mod git_launch;
 pub mod hex;

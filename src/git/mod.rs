@@ -7,7 +7,7 @@
 //! finished working tree is compared file by file with the approved commit's tree.
 
 mod command;
-mod objects;
+pub(crate) mod objects;
 mod worktree;
 
 use std::fs;

@@ -299,7 +299,7 @@ impl Drop for ObjectReader {
 }
 
 /// The root tree named on a commit's first line.
-fn parse_commit_tree(content: &[u8], format: ObjectFormat) -> Option<Vec<u8>> {
+pub(crate) fn parse_commit_tree(content: &[u8], format: ObjectFormat) -> Option<Vec<u8>> {
     let rest = content.strip_prefix(b"tree ")?;
     let (hex_name, _) = rest.split_at_checked(format.id_len() * 2)?;
     if rest.get(format.id_len() * 2) != Some(&b'\n') {
@@ -312,14 +312,14 @@ fn parse_commit_tree(content: &[u8], format: ObjectFormat) -> Option<Vec<u8>> {
     }
 }
 
-struct RawEntry {
-    name: String,
-    kind: EntryKind,
-    oid: Vec<u8>,
+pub(crate) struct RawEntry {
+    pub(crate) name: String,
+    pub(crate) kind: EntryKind,
+    pub(crate) oid: Vec<u8>,
 }
 
 /// Parses `<octal mode> <name>\0<raw oid>` entries, refusing names git itself refuses.
-fn parse_tree(
+pub(crate) fn parse_tree(
     content: &[u8],
     tree: &[u8],
     format: ObjectFormat,
