@@ -95,12 +95,16 @@ impl ImageReference {
 
     /// The name Docker uses for this repository, in pulls, `RepoDigests` and the compose
     /// file: Docker Hub images without the registry, official ones without `library/`
-    /// (`nginx`, `traefik/whoami`), as Docker's `FamiliarName` spells them.
+    /// (`nginx`, `traefik/whoami`), as Docker's `FamiliarName` spells them. `library/` stays
+    /// on a nested path (`library/a/b`): without it, Docker reads `a/b` as user `a`'s
+    /// repository (distribution/reference, `familiarizeName`: the prefix goes only when the
+    /// rest has no `/`).
     #[must_use]
     pub fn docker_name(&self) -> String {
         if self.registry == DOCKER_HUB {
             self.repository
                 .strip_prefix("library/")
+                .filter(|official| !official.contains('/'))
                 .unwrap_or(&self.repository)
                 .to_owned()
         } else {
