@@ -44,3 +44,47 @@ fn nested_library_repository_keeps_its_namespace_in_dockers_spelling() {
         "nginx"
     );
 }
+
+/// `image_reference` found it: a Docker Hub namespace with a dot (`docker.io/library27.12i7..
+/// 0.iieo/inx`) was accepted, and Docker's short spelling of it (`library27.12i7..0.iieo/inx`)
+/// names a repository on the registry host `library27.12i7..0.iieo` (a first component with a
+/// dot is a host: distribution/reference `splitDockerDomain`). Hub namespaces are letters and
+/// digits only, so such a reference is now refused with a message
+/// (fuzz/seeds/image_reference/crash-hub-namespace-like-a-host).
+#[test]
+fn hub_namespace_that_looks_like_a_host_is_refused() {
+    let reproducer = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fuzz/seeds/image_reference/crash-hub-namespace-like-a-host"
+    ))
+    .unwrap();
+    let text = std::str::from_utf8(&reproducer).unwrap();
+    assert_eq!(text, "docker.io/library27.12i7..0.iieo/inx");
+
+    // The old reading: a Hub repository, whose short name is then read as another registry.
+    let path = text.strip_prefix("docker.io/").unwrap();
+    let short_read_back = ImageReference::parse(path).unwrap();
+    assert_eq!(short_read_back.registry(), "library27.12i7..0.iieo");
+    assert_ne!(short_read_back.registry(), "registry-1.docker.io");
+
+    let error = ImageReference::parse(text).unwrap_err();
+    assert!(error.contains("Docker Hub namespace"), "{error}");
+    for host_like in [
+        "docker.io/evil.example/app",
+        "index.docker.io/localhost/app",
+    ] {
+        assert!(ImageReference::parse(host_like).is_err(), "{host_like}");
+    }
+    // Ordinary Hub names are unchanged.
+    for fine in [
+        "docker.io/traefik/whoami",
+        "nginx",
+        "docker.io/library/nginx",
+    ] {
+        let reference = ImageReference::parse(fine).unwrap();
+        assert_eq!(
+            ImageReference::parse(&reference.docker_name()).unwrap(),
+            reference
+        );
+    }
+}

@@ -71,6 +71,15 @@ impl ImageReference {
         if repository.is_empty() || !repository.split('/').all(valid_component) {
             return Err("repository must be lowercase letters, digits and . _ - separated by /");
         }
+        // Docker Hub namespaces are lowercase letters and digits; one that looks like a host
+        // would be read as a registry in Docker's short spelling (`docker.io/a.b/c` is
+        // written `a.b/c`), so compose would pull from somewhere else than was resolved.
+        let first = repository.split('/').next().unwrap_or_default();
+        if hub && (first.contains('.') || first == "localhost") {
+            return Err(
+                "a Docker Hub namespace cannot look like a registry host (Docker would read it as one)",
+            );
+        }
         let valid_host = registry
             .chars()
             .all(|ch| ch.is_ascii_alphanumeric() || ".-:[]".contains(ch));
