@@ -14,7 +14,10 @@ pub fn options(now: u64) -> VerifyOptions {
 
 pub fn check(report: &Report) {
     if report.exit_code() == 0 {
-        assert!(report.signature_verified, "passed without a verified signature");
+        assert!(
+            report.signature_verified,
+            "passed without a verified signature"
+        );
         assert!(report.ok, "exit 0 without ok");
     }
     let json: serde_json::Value =

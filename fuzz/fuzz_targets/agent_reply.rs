@@ -44,5 +44,9 @@ fuzz_target!(|bytes: &[u8]| {
     let again = quoted_log_of_reply(reply_of(&events)).expect("a written reply is refused");
     assert_eq!(again.events, events, "events round trip");
     let digests: Vec<[u8; 48]> = events.iter().map(Event::digest).collect();
-    assert_eq!(again.replayed, replay(&digests), "replay of recomputed digests");
+    assert_eq!(
+        again.replayed,
+        replay(&digests),
+        "replay of recomputed digests"
+    );
 });

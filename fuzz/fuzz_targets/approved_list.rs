@@ -28,7 +28,9 @@ fn check<T: ListEntry + std::fmt::Debug>(bytes: &[u8], pinned: T) {
     assert_eq!(again.entries(), &entries[..], "round trip");
     for (index, entry) in entries.iter().enumerate() {
         assert!(!entries[..index].contains(entry), "duplicate {entry}");
-        let approved = list.approve(Some(*entry)).expect("a listed override is refused");
+        let approved = list
+            .approve(Some(*entry))
+            .expect("a listed override is refused");
         assert_eq!(*approved.value(), *entry);
         assert_eq!(approved.selection(), Selection::Override);
     }
@@ -37,6 +39,12 @@ fn check<T: ListEntry + std::fmt::Debug>(bytes: &[u8], pinned: T) {
 }
 
 fuzz_target!(|bytes: &[u8]| {
-    check(bytes, CommitId::parse(&"c".repeat(40)).expect("pinned commit"));
-    check(bytes, ImageDigest::parse(&format!("sha256:{}", "c".repeat(64))).expect("pinned digest"));
+    check(
+        bytes,
+        CommitId::parse(&"c".repeat(40)).expect("pinned commit"),
+    );
+    check(
+        bytes,
+        ImageDigest::parse(&format!("sha256:{}", "c".repeat(64))).expect("pinned digest"),
+    );
 });

@@ -12,6 +12,9 @@ fuzz_target!(|bytes: &[u8]| {
     };
     if let Ok(quote) = certificate_quote(pem) {
         assert!(pem.contains("-----END CERTIFICATE-----"));
-        assert!(quote.len() < pem.len(), "a quote longer than its certificate");
+        assert!(
+            quote.len() < pem.len(),
+            "a quote longer than its certificate"
+        );
     }
 });

@@ -26,7 +26,10 @@ fuzz_target!(|bytes: &[u8]| {
         let given: serde_json::Value = serde_json::from_slice(bytes).expect("was parsed");
         let real: serde_json::Value = serde_json::from_slice(COLLATERAL).expect("fixture");
         for field in ["tcb_info", "qe_identity"] {
-            assert_eq!(given[field], real[field], "{field} changed and still verified");
+            assert_eq!(
+                given[field], real[field],
+                "{field} changed and still verified"
+            );
         }
     }
 });

@@ -10,8 +10,7 @@ use trusted_launcher::compose_document::ComposeDocument;
 use trusted_launcher::digest::Sha256Digest;
 use yaml_rust2::{Yaml, YamlLoader};
 
-const IMAGE: &str =
-    "registry.example/team/app@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const IMAGE: &str = "registry.example/team/app@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
 fuzz_target!(|bytes: &[u8]| {
     let Ok(text) = std::str::from_utf8(bytes) else {

@@ -42,6 +42,10 @@ fuzz_target!(|bytes: &[u8]| {
             }
         }
         let second = parse_bytes(path, bytes, format, &env);
-        assert_eq!(format!("{first:?}"), format!("{second:?}"), "not deterministic");
+        assert_eq!(
+            format!("{first:?}"),
+            format!("{second:?}"),
+            "not deterministic"
+        );
     }
 });

@@ -38,10 +38,17 @@ fuzz_target!(|bytes: &[u8]| {
             .expect("a log written from replayed events is refused");
         assert_eq!(again.events, log.events, "verify log round trip");
         let digests: Vec<[u8; 48]> = log.events.iter().map(Event::digest).collect();
-        assert_eq!(again.rtmr3, replay(&digests), "replay of recomputed digests");
+        assert_eq!(
+            again.rtmr3,
+            replay(&digests),
+            "replay of recomputed digests"
+        );
     }
 
-    let version = parse_version(PathBuf::from("/run/log/dstack/runtime_event_version"), bytes);
+    let version = parse_version(
+        PathBuf::from("/run/log/dstack/runtime_event_version"),
+        bytes,
+    );
     let text = String::from_utf8_lossy(bytes);
     match version {
         Ok(DigestVersion::V1) => assert_eq!(text.trim(), "1"),

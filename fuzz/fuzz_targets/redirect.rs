@@ -12,8 +12,14 @@ fuzz_target!(|bytes: &[u8]| {
         return;
     };
     for (current, plain_http) in [
-        ("https://registry.example/v2/team/app/blobs/sha256:00", false),
-        ("http://127.0.0.1:5000/v2/team/app/manifests/sha256:00", true),
+        (
+            "https://registry.example/v2/team/app/blobs/sha256:00",
+            false,
+        ),
+        (
+            "http://127.0.0.1:5000/v2/team/app/manifests/sha256:00",
+            true,
+        ),
     ] {
         let Ok(next) = redirect(current, location, plain_http) else {
             continue;
@@ -23,10 +29,13 @@ fuzz_target!(|bytes: &[u8]| {
             lower.starts_with("https://") || (plain_http && lower.starts_with("http://")),
             "{location:?} from {current} led to {next:?}"
         );
-        let authority = next
-            .split_once("://")
-            .map_or("", |(_, rest)| rest.split(['/', '?']).next().unwrap_or_default());
+        let authority = next.split_once("://").map_or("", |(_, rest)| {
+            rest.split(['/', '?']).next().unwrap_or_default()
+        });
         assert!(!authority.contains('@'), "user info in {next:?}");
-        assert_eq!(redirect(current, &next, plain_http).as_deref(), Ok(next.as_str()));
+        assert_eq!(
+            redirect(current, &next, plain_http).as_deref(),
+            Ok(next.as_str())
+        );
     }
 });

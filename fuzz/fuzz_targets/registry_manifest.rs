@@ -15,9 +15,17 @@ fuzz_target!(|bytes: &[u8]| {
     let text = String::from_utf8_lossy(bytes);
     for platform in ["linux/amd64", "linux/arm64/v8", "linux/arm"] {
         let platform = Platform::parse(platform).expect("platform");
-        for content_type in [None, Some(OCI_INDEX), Some(OCI_MANIFEST), Some(DOCKER_LIST), Some(DOCKER_MANIFEST)] {
+        for content_type in [
+            None,
+            Some(OCI_INDEX),
+            Some(OCI_MANIFEST),
+            Some(DOCKER_LIST),
+            Some(DOCKER_MANIFEST),
+        ] {
             let digest = match manifest::parse(bytes, content_type, &platform) {
-                Ok(Parsed::Index { platform_manifest: Some(digest) }) => digest,
+                Ok(Parsed::Index {
+                    platform_manifest: Some(digest),
+                }) => digest,
                 Ok(Parsed::Manifest { config }) => config,
                 _ => continue,
             };
@@ -30,11 +38,9 @@ fuzz_target!(|bytes: &[u8]| {
         }
         if let Ok((matches, actual)) = manifest::config_platform(bytes, &platform) {
             let reported = Platform::parse(&actual);
-            if matches {
-                if let Ok(reported) = reported {
-                    assert_eq!(reported.os, platform.os);
-                    assert_eq!(reported.architecture, platform.architecture);
-                }
+            if let (true, Ok(reported)) = (matches, reported) {
+                assert_eq!(reported.os, platform.os);
+                assert_eq!(reported.architecture, platform.architecture);
             }
         }
     }

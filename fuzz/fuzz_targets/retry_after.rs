@@ -56,5 +56,9 @@ fuzz_target!(|bytes: &[u8]| {
         let date = imf_fixdate(now_secs + wait.as_secs());
         assert_eq!(retry_after(&date, now), Some(wait), "{value:?} -> {date:?}");
     }
-    assert_eq!(retry_after(&format!(" {value}\t"), now), Some(wait), "whitespace");
+    assert_eq!(
+        retry_after(&format!(" {value}\t"), now),
+        Some(wait),
+        "whitespace"
+    );
 });

@@ -24,6 +24,10 @@ fuzz_target!(|bytes: &[u8]| {
         assert_eq!(&quote.report_data[..], &bytes[body + 520..body + 584]);
         let mut padded = bytes.to_vec();
         padded.extend_from_slice(&[0u8; 64]);
-        assert_eq!(TdQuote::parse(&padded).as_ref(), Ok(&quote), "trailing bytes changed it");
+        assert_eq!(
+            TdQuote::parse(&padded).as_ref(),
+            Ok(&quote),
+            "trailing bytes changed it"
+        );
     }
 });
