@@ -184,7 +184,12 @@ impl<T: ListEntry> ApprovedList<T> {
                 });
             }
         };
-        let entries = parse_list::<T>(path, &bytes)?;
+        Self::from_bytes(path, &bytes, pinned)
+    }
+
+    /// The list in `bytes`, read from `path` (named in messages): what [`Self::load`] parses.
+    pub fn from_bytes(path: &Path, bytes: &[u8], pinned: T) -> Result<Self, ApprovalError> {
+        let entries = parse_list::<T>(path, bytes)?;
         Ok(Self {
             pinned,
             status: ListStatus::Loaded {
@@ -193,6 +198,12 @@ impl<T: ListEntry> ApprovedList<T> {
             },
             entries,
         })
+    }
+
+    /// The approved values, newest first (the pinned value alone without a list).
+    #[must_use]
+    pub fn entries(&self) -> &[T] {
+        &self.entries
     }
 
     #[must_use]

@@ -22,6 +22,9 @@ pub mod contract;
 pub mod digest;
 pub mod docker;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod git;
 pub mod hex;
 mod image_store;

@@ -70,7 +70,18 @@ pub fn load_with_env(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<LaunchConfig, ConfigError> {
     let bytes = read_config(path)?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| ConfigError::NotUtf8 {
+    parse_bytes(path, &bytes, explicit, env)
+}
+
+/// [`load_with_env`] on bytes already read from `path` (which names the file in messages and,
+/// by its extension, may choose the format): the parser every config goes through.
+pub fn parse_bytes(
+    path: &Path,
+    bytes: &[u8],
+    explicit: Option<ConfigFormat>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<LaunchConfig, ConfigError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| ConfigError::NotUtf8 {
         path: path.to_owned(),
     })?;
     let format = ConfigFormat::detect(explicit, path, text);
@@ -78,7 +89,7 @@ pub fn load_with_env(
         let mut problems = Vec::new();
         let default_digest = env(near::DEFAULT_DIGEST_ENV);
         let parsed = near::parse(text, default_digest.as_deref(), &mut problems);
-        return finish(path, format, &bytes, parsed, problems);
+        return finish(path, format, bytes, parsed, problems);
     }
     let (raw, keys, mut problems) = match format {
         ConfigFormat::Line => {
@@ -98,7 +109,7 @@ pub fn load_with_env(
     } else {
         validate(raw, &keys, &mut problems)
     };
-    finish(path, format, &bytes, validated, problems)
+    finish(path, format, bytes, validated, problems)
 }
 
 fn finish(

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use default_path::default_config;
-pub use load::{ConfigError, load, load_with_env};
+pub use load::{ConfigError, load, load_with_env, parse_bytes};
 pub use near::relocate_shared as relocate_near_shared;
 pub use problem::{Problem, ProblemKind};
 pub use relative_path::RelativePath;

@@ -9,7 +9,7 @@
 mod command;
 mod fetch;
 mod object_reader;
-mod objects;
+pub(crate) mod objects;
 mod worktree;
 
 use std::fs;

@@ -96,7 +96,7 @@ pub fn object_id(format: ObjectFormat, kind: &str, content: &[u8]) -> Vec<u8> {
 }
 
 /// The root tree named on a commit's first line.
-pub(super) fn parse_commit_tree(content: &[u8], format: ObjectFormat) -> Option<Vec<u8>> {
+pub(crate) fn parse_commit_tree(content: &[u8], format: ObjectFormat) -> Option<Vec<u8>> {
     let rest = content.strip_prefix(b"tree ")?;
     let (hex_name, _) = rest.split_at_checked(format.id_len() * 2)?;
     if rest.get(format.id_len() * 2) != Some(&b'\n') {
@@ -109,14 +109,14 @@ pub(super) fn parse_commit_tree(content: &[u8], format: ObjectFormat) -> Option<
     }
 }
 
-pub(super) struct RawEntry {
-    pub name: String,
-    pub kind: EntryKind,
-    pub oid: Vec<u8>,
+pub(crate) struct RawEntry {
+    pub(crate) name: String,
+    pub(crate) kind: EntryKind,
+    pub(crate) oid: Vec<u8>,
 }
 
 /// Parses `<octal mode> <name>\0<raw oid>` entries, refusing names git itself refuses.
-pub(super) fn parse_tree(
+pub(crate) fn parse_tree(
     content: &[u8],
     tree: &[u8],
     format: ObjectFormat,

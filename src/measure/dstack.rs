@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::event::{Event, replay_from};
-use super::http::{Endpoint, HttpError, post_json};
+use super::http::{Endpoint, HttpError, Response, post_json};
 use super::replay::{self, LogEntry, ReplayError};
 use super::{MeasureError, Measurer};
 use crate::contract::launches::last_launch;
@@ -158,35 +158,7 @@ impl Dstack {
             TIMEOUT,
             MAX_REPLY,
         )?;
-        let is_json = reply.content_type.as_deref().is_some_and(|t| {
-            t.split(';')
-                .next()
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
-        });
-        if reply.status != 200 {
-            if let Ok(error) = serde_json::from_slice::<ErrorReply>(&reply.body) {
-                return Err(DstackError::Agent {
-                    method,
-                    message: error.error,
-                });
-            }
-            return Err(DstackError::Status {
-                method,
-                status: reply.status,
-                body: String::from_utf8_lossy(reply.body.get(..200).unwrap_or(&reply.body))
-                    .into_owned(),
-            });
-        }
-        if !is_json {
-            return Err(DstackError::NotJson {
-                method,
-                content_type: reply.content_type.unwrap_or_default(),
-            });
-        }
-        serde_json::from_slice(&reply.body).map_err(|e| DstackError::Malformed {
-            method,
-            detail: e.to_string(),
-        })
+        interpret(method, reply)
     }
 
     /// `EmitEvent`: the agent appends to its log and extends RTMR3.
@@ -204,21 +176,69 @@ impl Dstack {
     pub fn quoted_log(&self) -> Result<QuotedLog, DstackError> {
         let body = serde_json::json!({ "report_data": hex::encode(&[0u8; 64]) });
         let reply: QuoteReply = self.call("GetQuote", &body)?;
-        let malformed = |detail: &str| DstackError::Malformed {
-            method: "GetQuote",
-            detail: detail.to_owned(),
-        };
-        let quote = hex::decode(&reply.quote).ok_or_else(|| malformed("quote is not hex"))?;
-        let quote = TdQuote::parse(&quote)?;
-        let entries: Vec<LogEntry> = serde_json::from_str(&reply.event_log)
-            .map_err(|e| malformed(&format!("event_log: {e}")))?;
-        let log = replay::rtmr3(&entries)?;
-        Ok(QuotedLog {
-            events: log.events,
-            replayed: log.rtmr3,
-            quoted: quote.rtmr[3],
-        })
+        quoted_log(&reply)
     }
+}
+
+/// The RTMR3 events of a `GetQuote` reply, digests recomputed, and the quote's RTMR3.
+fn quoted_log(reply: &QuoteReply) -> Result<QuotedLog, DstackError> {
+    let malformed = |detail: &str| DstackError::Malformed {
+        method: "GetQuote",
+        detail: detail.to_owned(),
+    };
+    let quote = hex::decode(&reply.quote).ok_or_else(|| malformed("quote is not hex"))?;
+    let quote = TdQuote::parse(&quote)?;
+    let entries: Vec<LogEntry> = serde_json::from_str(&reply.event_log)
+        .map_err(|e| malformed(&format!("event_log: {e}")))?;
+    let log = replay::rtmr3(&entries)?;
+    Ok(QuotedLog {
+        events: log.events,
+        replayed: log.rtmr3,
+        quoted: quote.rtmr[3],
+    })
+}
+
+/// What the agent's reply to `method` says: its JSON body on `200`, else its error.
+fn interpret<T: DeserializeOwned>(method: &'static str, reply: Response) -> Result<T, DstackError> {
+    let is_json = reply.content_type.as_deref().is_some_and(|t| {
+        t.split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+    });
+    if reply.status != 200 {
+        if let Ok(error) = serde_json::from_slice::<ErrorReply>(&reply.body) {
+            return Err(DstackError::Agent {
+                method,
+                message: error.error,
+            });
+        }
+        return Err(DstackError::Status {
+            method,
+            status: reply.status,
+            body: String::from_utf8_lossy(reply.body.get(..200).unwrap_or(&reply.body))
+                .into_owned(),
+        });
+    }
+    if !is_json {
+        return Err(DstackError::NotJson {
+            method,
+            content_type: reply.content_type.unwrap_or_default(),
+        });
+    }
+    serde_json::from_slice(&reply.body).map_err(|e| DstackError::Malformed {
+        method,
+        detail: e.to_string(),
+    })
+}
+
+/// An agent's raw `GetQuote` reply (HTTP head and body) read as the measurer reads it:
+/// framing, status, JSON, quote, event log and replay.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn quoted_log_of_reply(reply: Vec<u8>) -> Result<QuotedLog, DstackError> {
+    let endpoint = Endpoint::Unix(PathBuf::from("/fuzz/dstack.sock"));
+    let reply = super::http::read_reply(&endpoint, reply, MAX_REPLY)?;
+    quoted_log(&interpret("GetQuote", reply)?)
 }
 
 /// What a fresh quote says about RTMR3.

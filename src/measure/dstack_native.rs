@@ -149,15 +149,7 @@ impl DstackNative {
                 });
             }
         };
-        let text = String::from_utf8_lossy(&bytes);
-        match text.trim() {
-            "1" => Ok(DigestVersion::V1),
-            "2" => Ok(DigestVersion::V2),
-            other => Err(NativeLogError::VersionUnknown {
-                path,
-                value: other.to_owned(),
-            }),
-        }
+        parse_version(path, &bytes)
     }
 
     /// Appends one line in one write, synced, to a regular file created 0600.
@@ -187,6 +179,19 @@ impl DstackNative {
         }
         file.write_all(&text).map_err(fail)?;
         file.sync_all().map_err(fail)
+    }
+}
+
+/// The contents of the version file at `path`: `1` or `2`, surrounding whitespace ignored.
+pub fn parse_version(path: PathBuf, bytes: &[u8]) -> Result<DigestVersion, NativeLogError> {
+    let text = String::from_utf8_lossy(bytes);
+    match text.trim() {
+        "1" => Ok(DigestVersion::V1),
+        "2" => Ok(DigestVersion::V2),
+        other => Err(NativeLogError::VersionUnknown {
+            path,
+            value: other.to_owned(),
+        }),
     }
 }
 

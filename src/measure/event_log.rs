@@ -107,42 +107,54 @@ impl LocalEventLog {
                 });
             }
             Err(CappedReadError::TooLarge) => {
-                return Err(self.corrupt(0, format!("larger than {MAX_LOG_BYTES} bytes")));
+                return Err(MeasureError::EventLogCorrupt {
+                    path: self.path.clone(),
+                    line: 0,
+                    detail: format!("larger than {MAX_LOG_BYTES} bytes"),
+                });
             }
         };
-        let mut events = Vec::new();
-        for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
-            if line.is_empty() {
-                continue;
-            }
-            let entry: LogEntry =
-                serde_json::from_slice(line).map_err(|e| self.corrupt(index + 1, e.to_string()))?;
-            if entry.boot_id.as_ref() != Some(boot_id) {
-                continue;
-            }
-            let payload = hex::decode(&entry.event_payload)
-                .ok_or_else(|| self.corrupt(index + 1, "payload is not hex".into()))?;
-            let event = Event {
-                name: entry.event,
-                payload,
-            };
-            if entry.imr != 3 || entry.digest != digest_hex(&event.digest()) {
-                return Err(
-                    self.corrupt(index + 1, "digest does not match name and payload".into())
-                );
-            }
-            events.push(event);
-        }
-        Ok(events)
+        events_of_boot(&self.path, &bytes, boot_id)
     }
+}
 
-    fn corrupt(&self, line: usize, detail: String) -> MeasureError {
-        MeasureError::EventLogCorrupt {
-            path: self.path.clone(),
-            line,
-            detail,
+/// The events of boot `boot_id` in the log `bytes` read from `path` (named in messages):
+/// every line must be an entry, and each of this boot's must carry its own digest.
+pub fn events_of_boot(
+    path: &Path,
+    bytes: &[u8],
+    boot_id: &str,
+) -> Result<Vec<Event>, MeasureError> {
+    let corrupt = |line: usize, detail: String| MeasureError::EventLogCorrupt {
+        path: path.to_owned(),
+        line,
+        detail,
+    };
+    let mut events = Vec::new();
+    for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
         }
+        let entry: LogEntry =
+            serde_json::from_slice(line).map_err(|e| corrupt(index + 1, e.to_string()))?;
+        if entry.boot_id.as_deref() != Some(boot_id) {
+            continue;
+        }
+        let payload = hex::decode(&entry.event_payload)
+            .ok_or_else(|| corrupt(index + 1, "payload is not hex".into()))?;
+        let event = Event {
+            name: entry.event,
+            payload,
+        };
+        if entry.imr != 3 || entry.digest != digest_hex(&event.digest()) {
+            return Err(corrupt(
+                index + 1,
+                "digest does not match name and payload".into(),
+            ));
+        }
+        events.push(event);
     }
+    Ok(events)
 }
 
 impl Measurer for LocalEventLog {

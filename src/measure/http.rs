@@ -124,6 +124,32 @@ pub fn post_json(
     call.read_response(&mut *stream, max_body)
 }
 
+/// An agent reply held in memory, read as from the socket (the fuzz targets' way in).
+#[cfg(feature = "fuzzing")]
+impl Stream for std::io::Cursor<Vec<u8>> {
+    fn set_timeouts(&self, _timeout: Duration) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads `reply` as [`post_json`] reads the agent's answer: the same header, framing and size
+/// checks, without a socket.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn read_reply(
+    endpoint: &Endpoint,
+    reply: Vec<u8>,
+    max_body: usize,
+) -> Result<Response, HttpError> {
+    let timeout = Duration::from_secs(60);
+    let call = Call {
+        endpoint,
+        deadline: Instant::now() + timeout,
+        timeout,
+    };
+    call.read_response(&mut std::io::Cursor::new(reply), max_body)
+}
+
 /// `UnixStream::connect` has no timeout, and blocks while the listener's accept backlog is
 /// full (unix(7): a stream socket's connect waits for room in the backlog unless the socket
 /// is non-blocking). It runs on a helper thread; past the deadline that thread is abandoned

@@ -1,12 +1,12 @@
 //! Resolving an approved image digest through its registry, without pulling: the manifest
 //! (or index, then the platform's manifest), each body checked against its digest.
 
-mod challenge;
+pub(crate) mod challenge;
 mod client;
 pub mod manifest;
-mod redirect;
+pub(crate) mod redirect;
 pub mod reference;
-mod retry_after;
+pub(crate) mod retry_after;
 pub mod signatures;
 
 use std::fmt;

@@ -71,6 +71,15 @@ impl ImageReference {
         if repository.is_empty() || !repository.split('/').all(valid_component) {
             return Err("repository must be lowercase letters, digits and . _ - separated by /");
         }
+        // Docker Hub namespaces are lowercase letters and digits; one that looks like a host
+        // would be read as a registry in Docker's short spelling (`docker.io/a.b/c` is
+        // written `a.b/c`), so compose would pull from somewhere else than was resolved.
+        let first = repository.split('/').next().unwrap_or_default();
+        if hub && (first.contains('.') || first == "localhost") {
+            return Err(
+                "a Docker Hub namespace cannot look like a registry host (Docker would read it as one)",
+            );
+        }
         let valid_host = registry
             .chars()
             .all(|ch| ch.is_ascii_alphanumeric() || ".-:[]".contains(ch));
@@ -95,12 +104,16 @@ impl ImageReference {
 
     /// The name Docker uses for this repository, in pulls, `RepoDigests` and the compose
     /// file: Docker Hub images without the registry, official ones without `library/`
-    /// (`nginx`, `traefik/whoami`), as Docker's `FamiliarName` spells them.
+    /// (`nginx`, `traefik/whoami`), as Docker's `FamiliarName` spells them. `library/` stays
+    /// on a nested path (`library/a/b`): without it, Docker reads `a/b` as user `a`'s
+    /// repository (distribution/reference, `familiarizeName`: the prefix goes only when the
+    /// rest has no `/`).
     #[must_use]
     pub fn docker_name(&self) -> String {
         if self.registry == DOCKER_HUB {
             self.repository
                 .strip_prefix("library/")
+                .filter(|official| !official.contains('/'))
                 .unwrap_or(&self.repository)
                 .to_owned()
         } else {

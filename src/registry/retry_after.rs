@@ -117,7 +117,12 @@ fn days_in(year: u64, month: usize) -> u64 {
 /// Days from 1970-01-01 to `year-month-day` (proleptic Gregorian); `None` before 1970.
 fn days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
     // Count in years starting in March, so the leap day is the last day of a year.
-    let year = if month <= 2 { year - 1 } else { year };
+    // Year 0's January and February belong to year -1: before 1970 like any other.
+    let year = if month <= 2 {
+        year.checked_sub(1)?
+    } else {
+        year
+    };
     let era = year / 400;
     let year_of_era = year % 400;
     let month_from_march = (month + 9) % 12;
@@ -204,5 +209,38 @@ mod tests {
         assert_eq!(days_from_civil(2000, 3, 1), Some(11_017));
         assert_eq!(days_from_civil(2025, 6, 1), Some(20_240));
         assert_eq!(days_from_civil(1969, 12, 31), None);
+    }
+
+    /// The old `days_from_civil` as the release build ran it: `year - 1` and the products
+    /// wrapping instead of stopping.
+    fn old_days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
+        let year = if month <= 2 {
+            year.wrapping_sub(1)
+        } else {
+            year
+        };
+        let era = year / 400;
+        let year_of_era = year % 400;
+        let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+        let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+        era.wrapping_mul(146_097)
+            .wrapping_add(day_of_era)
+            .checked_sub(719_468)
+    }
+
+    /// Found by the `retry_after` fuzz target (fuzz/seeds/retry_after/crash-year-zero): a
+    /// date in January or February of year 0 made `year - 1` underflow: a panic with overflow
+    /// checks (debug builds, tests), a wrapped year and a bogus wait without (release).
+    #[test]
+    fn year_zero_january_and_february_are_before_1970_not_an_overflow() {
+        let reproducer = include_str!("../../fuzz/seeds/retry_after/crash-year-zero");
+        assert_eq!(reproducer, "Fri, 01 Feb 0000 08:49:37 GMT");
+        // The old arithmetic made year 0 a day after 1970: a bogus wait, not "no date".
+        assert!(old_days_from_civil(0, 2, 1).is_some_and(|days| days > 0));
+        assert_eq!(days_from_civil(0, 2, 1), None);
+        assert_eq!(days_from_civil(0, 1, 31), None);
+        assert_eq!(days_from_civil(0, 3, 1), None);
+        assert_eq!(retry_after(reproducer, now()), None);
+        assert_eq!(retry_after("Sat Jan  1 00:00:00 0000", now()), None);
     }
 }

@@ -14,13 +14,13 @@ mod collateral_time;
 mod dcap;
 mod expect_file;
 mod identity;
-mod input;
+pub(crate) mod input;
 mod pck_chain;
 mod pcs;
 mod pcs_reply;
 mod plan_file;
 mod quote;
-mod quote_text;
+pub(crate) mod quote_text;
 mod replay;
 mod report;
 mod verdict;
@@ -108,27 +108,30 @@ pub struct VerifyOptions {
 /// Runs every check; never panics on malformed input.
 #[must_use]
 pub fn verify(options: &VerifyOptions) -> Report {
-    let mut report = Report::default();
-    let evidence = match gather(options) {
-        Ok(evidence) => {
-            report.pass(
-                "input",
-                format!(
-                    "{}; {} event log entries",
-                    evidence.kind,
-                    evidence.entries.len()
-                ),
-            );
-            evidence
-        }
+    match gather(options) {
+        Ok(evidence) => verify_evidence(&evidence, options),
         Err(problem) => {
+            let mut report = Report::default();
             report.fail("input", problem);
             report.finish();
-            return report;
+            report
         }
-    };
-    let quote = quote::check_quote(&mut report, &evidence, options);
-    let events = replay::check_log(&mut report, &evidence, quote.as_ref());
+    }
+}
+
+/// Every check on evidence already read (the inputs' files are `options`' paths).
+pub(crate) fn verify_evidence(evidence: &Evidence, options: &VerifyOptions) -> Report {
+    let mut report = Report::default();
+    report.pass(
+        "input",
+        format!(
+            "{}; {} event log entries",
+            evidence.kind,
+            evidence.entries.len()
+        ),
+    );
+    let quote = quote::check_quote(&mut report, evidence, options);
+    let events = replay::check_log(&mut report, evidence, quote.as_ref());
     let boot = events.as_deref().map(Boot::read);
     report.app_id = boot
         .as_ref()
