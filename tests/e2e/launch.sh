@@ -202,5 +202,44 @@ if launch "$c" "$W/10c.out" && [ -n "$old_id" ] \
 else fail "changed document recreates" "$W/10c.out"; fi
 docker rm -f e2e-restart-workload >/dev/null 2>&1
 
+# 11. A signed image (issue 17): `e2e/marker:other` signed here as `cosign sign --key
+#     --tlog-upload=false` signs (tests/e2e/sign_image.sh: openssl + the registry API, the .sig
+#     manifest attached by digest). Under a key-based [image.signature] it runs, and the
+#     verified signer `{"identity":"key:sha256:<hex of the key's DER>"}` is measured between
+#     workload and compose; the unsigned `e2e/marker:single`, and the signed one under a policy
+#     naming another key, are refused with nothing measured and nothing started.
+openssl ecparam -name prime256v1 -genkey -noout -out "$W/cosign.key" 2>/dev/null
+openssl ec -in "$W/cosign.key" -pubout -out "$W/cosign.pub" 2>/dev/null
+openssl ecparam -name prime256v1 -genkey -noout -out "$W/other.key" 2>/dev/null
+openssl ec -in "$W/other.key" -pubout -out "$W/other.pub" 2>/dev/null
+key_id=$(openssl pkey -pubin -in "$W/cosign.pub" -outform DER | sha256sum | cut -d' ' -f1)
+policy() { printf '[image.signature]\npublic_key = """\n%s\n"""\ntransparency_log = false\n' "$(cat "$1")"; }
+signer_hex=$(hex "{\"identity\":\"key:sha256:$key_id\"}")
+if tests/e2e/sign_image.sh "$W" e2e/marker "$OTHER_DIGEST" "$W/cosign.key" >"$W/11-sign.out" 2>&1; then
+  before=$(events)
+  c=$(config signed "$OTHER_DIGEST" "$(policy "$W/cosign.pub")")
+  if launch "$c" "$W/11a.out" && grep -q "E2E-MARKER $OTHER_MARKER" "$W/11a.out" \
+    && [ "$(events)" -eq $((before + 5)) ] \
+    && [ "$(tail -5 "$W/events.jsonl" | jq -r .event | tr '\n' ' ')" = \
+      "trusted-launcher.config trusted-launcher.workload trusted-launcher.signer trusted-launcher.compose trusted-launcher.ready " ] \
+    && [ "$(tail -3 "$W/events.jsonl" | head -1 | jq -r .event_payload)" = "$signer_hex" ] \
+    && [ "$(docker inspect -f '{{.Config.Image}}' e2e-signed-workload)" = "$IMAGE_REPO@$OTHER_DIGEST" ]; then
+    pass "signed image: key signature verified, container ran, signer key:sha256:${key_id:0:12}… measured"
+  else fail "signed image launch" "$W/11a.out"; fi
+  before=$(events)
+  c=$(config unsigned "$SINGLE_DIGEST" "$(policy "$W/cosign.pub")")
+  if ! launch "$c" "$W/11b.out" \
+    && grep -q "$IMAGE_REPO@$SINGLE_DIGEST: no signature verifies under \[image.signature\], so it is not started: no ${SINGLE_DIGEST/:/-}.sig tag" "$W/11b.out" \
+    && [ "$(events)" = "$before" ] && [ -z "$(docker ps -aq --filter name=e2e-unsigned)" ]; then
+    pass "unsigned image under the same policy refused, nothing measured or started"
+  else fail "unsigned image refused" "$W/11b.out"; fi
+  c=$(config wrongkey "$OTHER_DIGEST" "$(policy "$W/other.pub")")
+  if ! launch "$c" "$W/11c.out" && grep -q "the signature does not verify over the payload" "$W/11c.out" \
+    && [ "$(events)" = "$before" ] && [ -z "$(docker ps -aq --filter name=e2e-wrongkey)" ]; then
+    pass "signed image under a policy naming another key refused, nothing measured or started"
+  else fail "another key refused" "$W/11c.out"; fi
+else fail "signing e2e/marker:other" "$W/11-sign.out"; fi
+docker rm -f e2e-signed-workload >/dev/null 2>&1
+
 echo "e2e: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
