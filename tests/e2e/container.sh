@@ -21,6 +21,9 @@ ROOT=$(pwd)
 BIN=${1:-target/x86_64-unknown-linux-gnu/release/trusted-launcher}
 [ -x "$BIN" ] || { echo "no launcher binary at $BIN (static release build with --no-default-features first)" >&2; exit 2; }
 BIN=$(realpath "$BIN")
+# The launcher image's binary has no `verify` (cargo feature); the verifier is the default
+# build's binary (VERIFIER, or a second argument), as the release publishes it.
+VERIFIER=$(realpath "${2:-${VERIFIER:-target/release/trusted-launcher}}")
 PY=/usr/bin/python3 # Debian's python3 with python3-yaml (setup.sh)
 T0=$SECONDS
 cargo build --locked --quiet --example fake-dstack-agent || exit 1
@@ -345,7 +348,7 @@ expect "RTMR3 replays, each event confirmed by a quote" agent_ok "$D/agent"
 # The evidence a verifier gets: the agent's GetQuote reply (quote + event log, dstack's format).
 curl -fsS -m 10 --unix-socket "$D/agent/dstack.sock" -H 'Content-Type: application/json' \
   -d '{"report_data":""}' http://dstack/GetQuote >"$D/getquote.json" 2>"$D/getquote.err"
-"$BIN" verify "$D/getquote.json" --skip-dcap --json --expect-config-sha256 "$cfg" \
+"$VERIFIER" verify "$D/getquote.json" --skip-dcap --json --expect-config-sha256 "$cfg" \
   --expect-image "$SINGLE_DIGEST" --expect-image "$OTHER_DIGEST" >"$D/verify.json" 2>"$D/verify.err"
 echo $? >"$D/verify.rc"
 expect "verify with both digests expected: every check passes, exit 3 (unsigned) (got $(cat "$D/verify.rc"))" \
@@ -353,7 +356,7 @@ expect "verify with both digests expected: every check passes, exit 3 (unsigned)
 expect "verify --json lists both launches, complete and accepted, in order" \
   test "$(jq -c '[.launches[] | [.number, .complete, .workload, .outcome]]' "$D/verify.json")" = \
   "[[1,true,\"oci:$SINGLE_DIGEST\",\"accepted\"],[2,true,\"oci:$OTHER_DIGEST\",\"accepted\"]]"
-"$BIN" verify "$D/getquote.json" --skip-dcap --json --expect-image "$OTHER_DIGEST" >"$D/verify-new.json" 2>&1
+"$VERIFIER" verify "$D/getquote.json" --skip-dcap --json --expect-image "$OTHER_DIGEST" >"$D/verify-new.json" 2>&1
 echo $? >"$D/verify-new.rc"
 expect "verify expecting only the new digest fails (exit 1): the first launch counts too" \
   test "$(cat "$D/verify-new.rc") $(jq -r '[.launches[].outcome] | join(",")' "$D/verify-new.json")" = "1 not accepted,accepted"
