@@ -189,6 +189,11 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt as _;
 
+    /// What `inspect` found, as the messages the launcher prints.
+    fn messages(exposure: &Exposure) -> Vec<String> {
+        exposure.inspect().iter().map(ToString::to_string).collect()
+    }
+
     fn chmod(path: &Path, mode: u32) {
         fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
     }
@@ -230,11 +235,7 @@ mod tests {
         ] {
             let before = fs::metadata(path).unwrap().mode() & 0o7777;
             chmod(path, mode);
-            let findings: Vec<String> = exposure()
-                .inspect()
-                .iter()
-                .map(ToString::to_string)
-                .collect();
+            let findings = messages(&exposure());
             assert_eq!(
                 findings,
                 [format!(
@@ -258,11 +259,7 @@ mod tests {
             return;
         }
         std::os::unix::fs::chown(root.join(".git"), Some(4242), None).unwrap();
-        let findings: Vec<String> = Exposure::checkout(&root)
-            .inspect()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let findings = messages(&Exposure::checkout(&root));
         assert_eq!(
             findings,
             [format!(
@@ -281,11 +278,7 @@ mod tests {
         chmod(&above, 0o1777);
         assert!(Exposure::checkout(&root).inspect().is_empty());
         chmod(&above, 0o777);
-        let findings: Vec<String> = Exposure::checkout(&root)
-            .inspect()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let findings = messages(&Exposure::checkout(&root));
         assert_eq!(
             findings,
             [format!(

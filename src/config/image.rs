@@ -334,25 +334,17 @@ fn is_volume(text: &str) -> bool {
 mod tests {
     use std::time::Duration;
 
-    use super::super::{LaunchConfig, WorkloadSpec, load};
+    use super::super::WorkloadSpec;
+    use super::super::load::load_text;
     use super::*;
 
     const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
     fn load_image(extra: &str) -> Result<ImageSpec, Vec<String>> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        std::fs::write(
-            &path,
-            format!("[image]\nreference = \"ghcr.io/org/app\"\ndigest = \"{DIGEST}\"\n{extra}"),
-        )
-        .unwrap();
-        let config: LaunchConfig = load(&path, None).map_err(|e| {
-            e.lines()
-                .into_iter()
-                .map(|l| l.replace(&path.display().to_string(), "c.toml"))
-                .collect::<Vec<_>>()
-        })?;
+        let config = load_text(
+            "c.toml",
+            &format!("[image]\nreference = \"ghcr.io/org/app\"\ndigest = \"{DIGEST}\"\n{extra}"),
+        )?;
         match config.workload {
             WorkloadSpec::Image(spec) => Ok(*spec),
             WorkloadSpec::Git(_) => panic!("not an image config"),

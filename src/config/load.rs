@@ -211,6 +211,21 @@ fn measurement(raw: &mut RawConfig, check: &mut Checker<'_>) -> MeasurementSpec 
     }
 }
 
+/// Tests' loader: `text` written to a file named `name`, its problems' lines with the
+/// temporary path shortened to `name`.
+#[cfg(test)]
+pub(super) fn load_text(name: &str, text: &str) -> Result<LaunchConfig, Vec<String>> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    load(&path, None).map_err(|e| {
+        e.lines()
+            .into_iter()
+            .map(|l| l.replace(&path.display().to_string(), name))
+            .collect()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,18 +233,6 @@ mod tests {
     use crate::config::{LaunchMode, RelativePath};
 
     const SHA: &str = "7fd1a60b01f91b314f59955a4e4d4e80d8edf11d";
-
-    fn load_text(name: &str, text: &str) -> Result<LaunchConfig, Vec<String>> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        load(&path, None).map_err(|e| {
-            e.lines()
-                .into_iter()
-                .map(|l| l.replace(&path.display().to_string(), name))
-                .collect()
-        })
-    }
 
     #[test]
     fn line_config_defaults_to_entrypoint_mode() {

@@ -218,26 +218,18 @@ fn public_key(check: &mut Checker<'_>, value: &Located<String>) -> Option<Public
 
 #[cfg(test)]
 mod tests {
-    use super::super::{LaunchConfig, WorkloadSpec, load};
+    use super::super::WorkloadSpec;
+    use super::super::load::load_text;
     use super::*;
 
     const KEY: &str = include_str!("../../tests/fixtures/sigstore/cosign.pub");
 
     fn policy(section: &str) -> Result<Option<SignaturePolicy>, Vec<String>> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
         let digest = format!("sha256:{}", "1".repeat(64));
-        std::fs::write(
-            &path,
-            format!("[image]\nreference = \"ghcr.io/org/app\"\ndigest = \"{digest}\"\n{section}"),
-        )
-        .unwrap();
-        let config: LaunchConfig = load(&path, None).map_err(|e| {
-            e.lines()
-                .into_iter()
-                .map(|l| l.replace(&path.display().to_string(), "c.toml"))
-                .collect::<Vec<_>>()
-        })?;
+        let config = load_text(
+            "c.toml",
+            &format!("[image]\nreference = \"ghcr.io/org/app\"\ndigest = \"{digest}\"\n{section}"),
+        )?;
         match config.workload {
             WorkloadSpec::Image(spec) => Ok(spec.signature),
             WorkloadSpec::Git(_) => panic!("not an image config"),
@@ -334,22 +326,13 @@ mod tests {
     }
 
     fn git_policy(section: &str) -> Result<Option<SignaturePolicy>, Vec<String>> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        std::fs::write(
-            &path,
-            format!(
+        let config = load_text(
+            "c.toml",
+            &format!(
                 "[git]\nrepo = \"https://github.com/o/r\"\ncommit = \"{}\"\nwork_dir = \"/w\"\n{section}",
                 "a".repeat(40)
             ),
-        )
-        .unwrap();
-        let config: LaunchConfig = load(&path, None).map_err(|e| {
-            e.lines()
-                .into_iter()
-                .map(|l| l.replace(&path.display().to_string(), "c.toml"))
-                .collect::<Vec<_>>()
-        })?;
+        )?;
         match config.workload {
             WorkloadSpec::Git(spec) => Ok(spec.signature),
             WorkloadSpec::Image(_) => panic!("not a git config"),

@@ -195,29 +195,38 @@ impl<'de> Reader<'de, '_> {
         self.table(&mut value, name)
     }
 
+    /// Takes `name` out of `table` and converts it with `convert`; a value of another type is
+    /// a problem at its line naming `key` and what was `expected`.
+    fn typed<T>(
+        &mut self,
+        table: &mut Table<'de>,
+        name: &str,
+        key: &'static str,
+        expected: &'static str,
+        convert: impl FnOnce(ValueInner<'de>) -> Option<T>,
+    ) -> Option<Located<T>> {
+        let mut value = table.remove(name)?;
+        let line = self.line(&value);
+        if let Some(value) = convert(value.take()) {
+            return Some(Located { key, line, value });
+        }
+        self.problems.push(Problem::at(
+            line,
+            ProblemKind::WrongType {
+                key: key.to_owned(),
+                expected,
+            },
+        ));
+        None
+    }
+
     pub(super) fn string(
         &mut self,
         table: &mut Table<'de>,
         name: &str,
         key: &'static str,
     ) -> Option<Located<String>> {
-        let mut value = table.remove(name)?;
-        let line = self.line(&value);
-        if let ValueInner::String(text) = value.take() {
-            return Some(Located {
-                key,
-                line,
-                value: text.into_owned(),
-            });
-        }
-        self.problems.push(Problem::at(
-            line,
-            ProblemKind::WrongType {
-                key: key.to_owned(),
-                expected: "a string",
-            },
-        ));
-        None
+        self.typed(table, name, key, "a string", string)
     }
 
     pub(super) fn boolean(
@@ -226,23 +235,10 @@ impl<'de> Reader<'de, '_> {
         name: &str,
         key: &'static str,
     ) -> Option<Located<bool>> {
-        let mut value = table.remove(name)?;
-        let line = self.line(&value);
-        if let ValueInner::Boolean(flag) = value.take() {
-            return Some(Located {
-                key,
-                line,
-                value: flag,
-            });
-        }
-        self.problems.push(Problem::at(
-            line,
-            ProblemKind::WrongType {
-                key: key.to_owned(),
-                expected: "true or false",
-            },
-        ));
-        None
+        self.typed(table, name, key, "true or false", |inner| match inner {
+            ValueInner::Boolean(flag) => Some(flag),
+            _ => None,
+        })
     }
 
     /// An integer, kept as its decimal text: validation checks the range for both formats.
@@ -252,23 +248,10 @@ impl<'de> Reader<'de, '_> {
         name: &str,
         key: &'static str,
     ) -> Option<Located<String>> {
-        let mut value = table.remove(name)?;
-        let line = self.line(&value);
-        if let ValueInner::Integer(number) = value.take() {
-            return Some(Located {
-                key,
-                line,
-                value: number.to_string(),
-            });
-        }
-        self.problems.push(Problem::at(
-            line,
-            ProblemKind::WrongType {
-                key: key.to_owned(),
-                expected: "an integer",
-            },
-        ));
-        None
+        self.typed(table, name, key, "an integer", |inner| match inner {
+            ValueInner::Integer(number) => Some(number.to_string()),
+            _ => None,
+        })
     }
 
     fn string_map(
@@ -277,28 +260,19 @@ impl<'de> Reader<'de, '_> {
         name: &str,
         key: &'static str,
     ) -> Option<Located<Vec<(String, String)>>> {
-        let mut value = table.remove(name)?;
-        let line = self.line(&value);
-        let pairs = match value.take() {
-            ValueInner::Table(entries) => entries
-                .into_iter()
-                .map(|(k, mut v)| match v.take() {
-                    ValueInner::String(text) => Some((k.name.into_owned(), text.into_owned())),
-                    _ => None,
-                })
-                .collect::<Option<Vec<_>>>(),
-            _ => None,
-        };
-        if pairs.is_none() {
-            self.problems.push(Problem::at(
-                line,
-                ProblemKind::WrongType {
-                    key: key.to_owned(),
-                    expected: "a table of strings",
-                },
-            ));
-        }
-        pairs.map(|value| Located { key, line, value })
+        self.typed(
+            table,
+            name,
+            key,
+            "a table of strings",
+            |inner| match inner {
+                ValueInner::Table(entries) => entries
+                    .into_iter()
+                    .map(|(k, mut v)| Some((k.name.into_owned(), string(v.take())?)))
+                    .collect(),
+                _ => None,
+            },
+        )
     }
 
     fn strings(
@@ -307,28 +281,19 @@ impl<'de> Reader<'de, '_> {
         name: &str,
         key: &'static str,
     ) -> Option<Located<Vec<String>>> {
-        let mut value = table.remove(name)?;
-        let line = self.line(&value);
-        let strings = match value.take() {
-            ValueInner::Array(items) => items
-                .into_iter()
-                .map(|mut item| match item.take() {
-                    ValueInner::String(text) => Some(text.into_owned()),
-                    _ => None,
-                })
-                .collect::<Option<Vec<_>>>(),
-            _ => None,
-        };
-        if strings.is_none() {
-            self.problems.push(Problem::at(
-                line,
-                ProblemKind::WrongType {
-                    key: key.to_owned(),
-                    expected: "an array of strings",
-                },
-            ));
-        }
-        strings.map(|value| Located { key, line, value })
+        self.typed(
+            table,
+            name,
+            key,
+            "an array of strings",
+            |inner| match inner {
+                ValueInner::Array(items) => items
+                    .into_iter()
+                    .map(|mut item| string(item.take()))
+                    .collect(),
+                _ => None,
+            },
+        )
     }
 
     /// `[image.workload_config]`: `path`, `format`, and the opaque `content` table, which
@@ -393,6 +358,13 @@ impl<'de> Reader<'de, '_> {
     }
 }
 
+fn string(inner: ValueInner<'_>) -> Option<String> {
+    match inner {
+        ValueInner::String(text) => Some(text.into_owned()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,6 +422,46 @@ mod tests {
         ] {
             assert_eq!(messages(text), expected, "{text:?}");
         }
+    }
+
+    #[test]
+    fn each_value_type_names_its_key_and_line() {
+        for (text, expected) in [
+            (
+                "[git]\n\ninstall_timeout = \"9\"\n",
+                "3: git.install_timeout must be an integer",
+            ),
+            (
+                "[git]\nenv = [\"A=1\"]\n",
+                "2: git.env must be a table of strings",
+            ),
+            (
+                "[git]\nenv = { A = 1 }\n",
+                "2: git.env must be a table of strings",
+            ),
+            (
+                "[git]\nallow_env = [\"A\", 2]\n",
+                "2: git.allow_env must be an array of strings",
+            ),
+            (
+                "[image]\ninsecure = \"yes\"\n",
+                "2: image.insecure must be true or false",
+            ),
+            (
+                "[image]\nreference = []\n",
+                "2: image.reference must be a string",
+            ),
+        ] {
+            let got = messages(text);
+            assert!(got.contains(&expected.to_owned()), "{text:?}: {got:?}");
+        }
+        let (raw, problems) = parse("[git]\nenv = { A = \"1\", B = \"2\" }\ninstall_timeout = 9\n");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            raw.env.unwrap().value,
+            [("A".into(), "1".into()), ("B".into(), "2".into())]
+        );
+        assert_eq!(raw.install_timeout.unwrap().value, "9");
     }
 
     #[test]
