@@ -196,7 +196,9 @@ impl<'de> Reader<'de, '_> {
     }
 
     /// Takes `name` out of `table` and converts it with `convert`; a value of another type is
-    /// a problem at its line naming `key` and what was `expected`.
+    /// a problem at its line naming `key` and what was `expected`. (toml-span's
+    /// `TableHelper::optional` does the same take-and-convert, but its error is a span with
+    /// "expected …, found …" and no key: every message here names the dotted key.)
     fn typed<T>(
         &mut self,
         table: &mut Table<'de>,
