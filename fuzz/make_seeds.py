@@ -107,7 +107,7 @@ finality = "optimistic"
     put("approved_list", "near-digest.json",
         json.dumps({"approved_hashes": [read("tests", "fixtures", "near-mpc_mpc_image_digest.txt").decode().strip()]}))
 
-    # agent_reply: the real GetQuote reply as the agent sends it (tests/common/fake_agent.rs
+    # agent_reply: the real GetQuote reply as the agent sends it (tests/common/fake_agent/
     # answers with Content-Length; the agent's hyper may also chunk).
     body = json.dumps(getquote).encode()
     put("agent_reply", "getquote-sized",
