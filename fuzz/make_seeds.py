@@ -107,7 +107,7 @@ finality = "optimistic"
     put("approved_list", "near-digest.json",
         json.dumps({"approved_hashes": [read("tests", "fixtures", "near-mpc_mpc_image_digest.txt").decode().strip()]}))
 
-    # agent_reply: the real GetQuote reply as the agent sends it (tests/common/fake_agent.rs
+    # agent_reply: the real GetQuote reply as the agent sends it (tests/common/fake_agent/
     # answers with Content-Length; the agent's hyper may also chunk).
     body = json.dumps(getquote).encode()
     put("agent_reply", "getquote-sized",
@@ -149,7 +149,7 @@ finality = "optimistic"
     info = json.loads(read("tests", "fixtures", "crabbox_real_attestation_info.json"))
     put("certificate", "crabbox-app-cert.pem", info["app_cert"])
 
-    # registry_manifest: the shapes tests/common/fake_registry.rs serves.
+    # registry_manifest: the shapes tests/common/fake_registry/ serves.
     digest = lambda b: "sha256:" + hashlib.sha256(b).hexdigest()
     config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).encode()
     manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -167,7 +167,7 @@ finality = "optimistic"
                                                                b"application/vnd.docker.distribution.manifest.list.v2+json"))
 
     # www_authenticate: Docker Hub's and the fake registry's challenges (tests/common/hub.rs,
-    # fake_registry.rs), and RFC 9110's own example.
+    # fake_registry/auth.rs), and RFC 9110's own example.
     put("www_authenticate", "hub", 'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull"')
     put("www_authenticate", "basic", 'Basic realm="fake-registry"')
     put("www_authenticate", "two", 'Basic realm="simple", Newauth realm="apps", type=1, title="Login to \\"apps\\""')

@@ -10,7 +10,7 @@ mod verify;
 use libfuzzer_sys::fuzz_target;
 use trusted_launcher::fuzzing::verify_document;
 
-/// When NEAR's public data fixture's collateral is valid (tests/verify.rs `NEAR_NOW`).
+/// When NEAR's public data fixture's collateral is valid (tests/verify/main.rs `NEAR_NOW`).
 const NOW: u64 = 1_786_622_400;
 
 fuzz_target!(|bytes: &[u8]| {

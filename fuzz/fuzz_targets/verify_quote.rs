@@ -15,7 +15,7 @@ use trusted_launcher::fuzzing::verify_quote;
 const QUOTE: &[u8] = include_bytes!("../../tests/fixtures/dcap-qvl_sample_tdx_quote");
 const COLLATERAL: &[u8] =
     include_bytes!("../../tests/fixtures/dcap-qvl_sample_tdx_quote_collateral.json");
-/// When the sample collateral is valid (tests/verify.rs `SAMPLE_NOW`).
+/// When the sample collateral is valid (tests/verify/main.rs `SAMPLE_NOW`).
 const NOW: u64 = 1_751_624_655;
 /// Header and TD report of a v4 quote: what its signature covers.
 const SIGNED_BODY: usize = 48 + 584;

@@ -1,4 +1,4 @@
-//! The tests' fake dstack guest agent (`tests/common/fake_agent.rs`, exact dstack wire
+//! The tests' fake dstack guest agent (`tests/common/fake_agent/`, exact dstack wire
 //! format, RTMR3 kept by replay) as a standalone server for the end-to-end tier, so the
 //! launcher can run in a container in tee mode with `/var/run/dstack.sock` mounted, the way
 //! dstack runs it. Not part of the launcher: a cargo example, built only for the tests.
@@ -19,7 +19,7 @@
 )]
 #![allow(dead_code)]
 
-#[path = "../common/fake_agent.rs"]
+#[path = "../common/fake_agent/mod.rs"]
 mod fake_agent;
 
 use std::path::PathBuf;
