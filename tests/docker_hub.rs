@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use rustls_pki_types::pem::PemObject as _;
 use serde_json::Value;
+use ureq::ResponseExt as _;
 
 use common::fake_registry::{Flavor, Image};
 use common::hub::{self, AUTH, HOSTS, Hub, REGISTRY, Route, S3_REFUSAL, STORAGE, TOKEN};
@@ -105,28 +106,54 @@ impl Case {
 /// default), trusting the stand-in's CA and resolving every name to it.
 fn naive(hub: &Hub, redirects: u32) -> ureq::Agent {
     let pem = std::fs::read(hub.ca()).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
-        roots.add(cert.unwrap()).unwrap();
+    let roots: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
+        .map(|cert| ureq::tls::Certificate::from_der(cert.unwrap().as_ref()).to_owned())
+        .collect();
+    let tls = ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .root_certs(ureq::tls::RootCerts::Specific(Arc::new(roots)))
+        .build();
+    let config = ureq::config::Config::builder()
+        .tls_config(tls)
+        .max_redirects(redirects)
+        // A 4xx is read as a response here, as ureq 2 let it be read from its error.
+        .http_status_as_error(false)
+        // Whatever proxy this machine's environment names has no part in these cases.
+        .proxy(None)
+        .build();
+    ureq::Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::default(),
+        Loopback,
+    )
+}
+
+/// Resolves every name to 127.0.0.1, at the URL's port.
+#[derive(Debug)]
+struct Loopback;
+
+impl ureq::unversioned::resolver::Resolver for Loopback {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        _config: &ureq::config::Config,
+        _timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let port = uri.port_u16().unwrap_or(
+            if uri
+                .scheme_str()
+                .is_some_and(|s| s.eq_ignore_ascii_case("http"))
+            {
+                80
+            } else {
+                443
+            },
+        );
+        let mut addrs = self.empty();
+        addrs.push(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+        Ok(addrs)
     }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    ureq::AgentBuilder::new()
-        .tls_config(Arc::new(tls))
-        .redirects(redirects)
-        .resolver(|addr: &str| {
-            let port = addr.rsplit_once(':').map_or("443", |(_, p)| p);
-            format!("127.0.0.1:{port}")
-                .parse()
-                .map(|a| vec![a])
-                .map_err(std::io::Error::other)
-        })
-        .build()
 }
 
 fn blob_url(case: &Case) -> String {
@@ -152,7 +179,10 @@ fn every_hub_spelling_resolves_at_registry_1_and_nothing_goes_to_docker_io() {
         .call()
         .unwrap();
     assert_eq!(old.status(), 301);
-    assert_eq!(old.header("Location"), Some("https://www.docker.com/"));
+    assert_eq!(
+        old.headers()["Location"].to_str().ok(),
+        Some("https://www.docker.com/")
+    );
     let before = case.hub.seen().len();
 
     for (reference, repository, docker_name) in [
@@ -221,18 +251,18 @@ fn storage_never_sees_the_registry_credentials() {
     // hand-rolled follow does) reaches storage with the token and is refused as S3 does.
     let storage = naive(&case.hub, 0)
         .get(&blob_url(&case))
-        .set("Authorization", &format!("Bearer {TOKEN}"))
+        .header("Authorization", &format!("Bearer {TOKEN}"))
         .call()
         .unwrap();
     assert_eq!(storage.status(), 307);
-    let location = storage.header("Location").unwrap().to_owned();
+    let location = storage.headers()["Location"].to_str().unwrap().to_owned();
     match naive(&case.hub, 0)
         .get(&location)
-        .set("Authorization", &format!("Bearer {TOKEN}"))
+        .header("Authorization", &format!("Bearer {TOKEN}"))
         .call()
     {
-        Err(ureq::Error::Status(400, response)) => {
-            assert_eq!(response.into_string().unwrap(), S3_REFUSAL);
+        Ok(mut response) if response.status() == 400 => {
+            assert_eq!(response.body_mut().read_to_string().unwrap(), S3_REFUSAL);
         }
         other => panic!("storage took credentials: {other:?}"),
     }
@@ -320,14 +350,15 @@ fn a_redirect_to_plain_http_is_refused() {
     }
     let case = start();
     case.hub.route(Route::PlainHttp, false);
-    // ureq 2 on its own follows an https -> http redirect (unit.rs keeps following any
-    // Location), so a naive client fetches the blob in the clear.
+    // ureq on its own follows an https -> http redirect (ureq 2's unit.rs keeps following any
+    // Location; ureq 3 too: ureq-proto 0.7.1 `client/redirect.rs` `as_new_call` takes any
+    // scheme), so a naive client fetches the blob in the clear.
     let naive_reply = naive(&case.hub, 5)
         .get(&blob_url(&case))
-        .set("Authorization", &format!("Bearer {TOKEN}"))
+        .header("Authorization", &format!("Bearer {TOKEN}"))
         .call()
         .unwrap();
-    assert!(naive_reply.get_url().starts_with("http://"));
+    assert!(naive_reply.get_uri().to_string().starts_with("http://"));
     assert!(case.hub.seen().iter().any(|r| !r.tls));
     let before = case.hub.seen().len();
 
@@ -353,7 +384,7 @@ fn a_fourth_redirect_is_refused() {
     // A naive client with ureq's usual limit follows all four.
     let naive_reply = naive(&case.hub, 10)
         .get(&blob_url(&case))
-        .set("Authorization", &format!("Bearer {TOKEN}"))
+        .header("Authorization", &format!("Bearer {TOKEN}"))
         .call()
         .unwrap();
     assert_eq!(naive_reply.status(), 200);

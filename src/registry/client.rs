@@ -11,22 +11,17 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject as _;
 
 mod transport;
 
 use super::RegistryError;
 use super::challenge::{Challenge, parse_challenges};
+use super::http;
 use super::redirect;
 use super::reference::ImageReference;
 use crate::capped_read::CappedReadError;
 use crate::digest::ImageDigest;
-#[cfg(feature = "verify")]
-pub(crate) use transport::timed_out_in;
 use transport::{Reply, read_body};
 
 /// A manifest is kilobytes; anything near this is not one.
@@ -123,17 +118,9 @@ impl Client {
         } else {
             "https"
         };
-        let tls = ca_file.map(tls_with_ca).transpose()?;
-        // ureq 2.12 follows redirects itself (dropping `Authorization` only by its
-        // `RedirectAuthHeaders::Never` default, and following https -> http): off here.
-        let mut builder = ureq::AgentBuilder::new()
-            .timeout_connect(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .redirects(0)
-            .user_agent(concat!("trusted-launcher/", env!("CARGO_PKG_VERSION")));
-        if let Some(tls) = &tls {
-            builder = builder.tls_config(Arc::clone(tls));
-        }
+        // Redirects are followed by hand (`transport.rs`), never by ureq, which would decide
+        // alone which hop gets `Authorization` (and ureq 2 followed https -> http).
+        let agent = http::agent(ca_file, CONNECT_TIMEOUT, REQUEST_TIMEOUT)?;
         let base = format!("{scheme}://{}", reference.registry());
         Ok(Self {
             reference: reference.clone(),
@@ -143,7 +130,7 @@ impl Client {
             insecure,
             credentials,
             token: None,
-            agent: builder.build(),
+            agent,
             deadline: Instant::now() + DEADLINE,
         })
     }
@@ -272,7 +259,7 @@ impl Client {
                     .param("realm")
                     .ok_or_else(|| unauthorized("bearer challenge without a realm".into()))?;
                 self.check_realm(realm)?;
-                let mut request = self.agent.get(realm).timeout(self.request_timeout()?);
+                let mut request = http::within(&self.agent, realm, self.request_timeout()?);
                 if let Some(service) = challenge.param("service") {
                     request = request.query("service", service);
                 }
@@ -282,7 +269,7 @@ impl Client {
                 );
                 request = request.query("scope", &scope);
                 if let Some(credentials) = &self.credentials {
-                    request = request.set(
+                    request = request.header(
                         "Authorization",
                         &format!(
                             "Basic {}",
@@ -293,26 +280,23 @@ impl Client {
                         ),
                     );
                 }
-                let body = match request.call() {
-                    Ok(response) => read_body(response, MAX_TOKEN_BYTES).map_err(|e| {
-                        unauthorized(match e {
-                            CappedReadError::TooLarge => {
-                                format!("larger than {MAX_TOKEN_BYTES} bytes")
-                            }
-                            other => other.to_string(),
-                        })
-                    })?,
-                    Err(ureq::Error::Status(code, _)) => {
-                        return Err(unauthorized(format!(
-                            "token service at {realm} answered HTTP {code} (wrong credentials?)"
-                        )));
-                    }
-                    Err(ureq::Error::Transport(error)) => {
-                        return Err(unauthorized(format!(
-                            "token service at {realm} unreachable: {error}"
-                        )));
-                    }
-                };
+                let response = request.call().map_err(|error| {
+                    unauthorized(format!("token service at {realm} unreachable: {error}"))
+                })?;
+                let code = response.status().as_u16();
+                if code >= 400 {
+                    return Err(unauthorized(format!(
+                        "token service at {realm} answered HTTP {code} (wrong credentials?)"
+                    )));
+                }
+                let body = read_body(response, MAX_TOKEN_BYTES).map_err(|e| {
+                    unauthorized(match e {
+                        CappedReadError::TooLarge => {
+                            format!("larger than {MAX_TOKEN_BYTES} bytes")
+                        }
+                        other => other.to_string(),
+                    })
+                })?;
                 let reply: serde_json::Value = serde_json::from_slice(&body)
                     .map_err(|e| unauthorized(format!("token reply is not JSON: {e}")))?;
                 let token = reply
@@ -360,42 +344,6 @@ impl Client {
             })
         }
     }
-}
-
-/// The web roots plus every certificate in the PEM file `path`.
-/// A CA bundle is a few certificates; the web's whole root set is ~200 KiB of PEM.
-const MAX_CA_FILE_BYTES: u64 = 4 * 1024 * 1024;
-
-pub(crate) fn tls_with_ca(path: &Path) -> Result<Arc<rustls::ClientConfig>, RegistryError> {
-    let bad = |detail: String| RegistryError::CaFile {
-        path: path.display().to_string(),
-        detail,
-    };
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let pem = crate::capped_read::read_capped(path, MAX_CA_FILE_BYTES).map_err(|e| match e {
-        crate::capped_read::CappedReadError::TooLarge => {
-            bad(format!("is larger than {MAX_CA_FILE_BYTES} bytes"))
-        }
-        other => bad(other.to_string()),
-    })?;
-    let mut added = 0;
-    for certificate in CertificateDer::pem_slice_iter(&pem) {
-        let certificate = certificate.map_err(|e| bad(e.to_string()))?;
-        roots.add(certificate).map_err(|e| bad(e.to_string()))?;
-        added += 1;
-    }
-    if added == 0 {
-        return Err(bad("holds no PEM certificate".into()));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| bad(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub(crate) mod challenge;
 mod client;
+pub(crate) mod http;
 pub mod manifest;
 pub(crate) mod redirect;
 pub mod reference;
@@ -12,10 +13,6 @@ pub mod signatures;
 use std::fmt;
 
 pub use client::{Client, Credentials};
-// The TLS roots (web roots plus a CA file), shared with the collateral fetch of `verify`
-// (verify/pcs.rs).
-#[cfg(feature = "verify")]
-pub(crate) use client::{timed_out_in, tls_with_ca};
 pub use manifest::Platform;
 pub use reference::ImageReference;
 

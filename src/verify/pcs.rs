@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use dcap_qvl::QuoteCollateralV3;
 
 use super::pcs_reply::{Reply, crl_bytes, signed_json};
-use crate::capped_read::{CappedReadError, is_timeout, read_to_cap};
-use crate::registry::{timed_out_in, tls_with_ca};
+use crate::capped_read::{CappedReadError, read_to_cap};
+use crate::registry::http;
 
 /// Intel's Provisioning Certification Service, the default source.
 pub const INTEL_PCS_URL: &str = "https://api.trustedservices.intel.com";
@@ -98,22 +98,16 @@ impl Pcs {
         let base = base_url(given).ok_or_else(|| PcsError::BadUrl {
             url: given.to_owned(),
         })?;
-        // ureq follows redirects itself unless told not to (and would follow https -> http).
-        let mut builder = ureq::AgentBuilder::new()
-            .timeout_connect(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .redirects(0)
-            .user_agent(concat!("trusted-launcher/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = ca_file {
-            let tls = tls_with_ca(path).map_err(|e| PcsError::CaFile {
+        // No redirects (ureq's own following would go https -> http): see registry/http.rs.
+        let agent = http::agent(ca_file, CONNECT_TIMEOUT, REQUEST_TIMEOUT).map_err(|e| {
+            PcsError::CaFile {
                 detail: e.to_string(),
-            })?;
-            builder = builder.tls_config(tls);
-        }
+            }
+        })?;
         Ok(Self {
             intel: base.eq_ignore_ascii_case(INTEL_PCS_URL),
             base,
-            agent: builder.build(),
+            agent,
             deadline: Instant::now() + DEADLINE,
         })
     }
@@ -203,67 +197,67 @@ impl Pcs {
             url: url.to_owned(),
             seconds: timeout.as_secs(),
         };
-        match self.agent.get(url).timeout(timeout).call() {
-            Ok(response) if (300..400).contains(&response.status()) => Err(PcsError::Redirect {
+        let response = match http::within(&self.agent, url, timeout).call() {
+            Ok(response) => response,
+            Err(error) if http::timed_out(&error) => return Err(timed_out()),
+            Err(error) => {
+                return Err(PcsError::Transport {
+                    url: url.to_owned(),
+                    detail: error.to_string(),
+                });
+            }
+        };
+        let status = response.status().as_u16();
+        if (300..400).contains(&status) {
+            return Err(PcsError::Redirect {
                 url: url.to_owned(),
-                status: response.status(),
-            }),
-            Ok(response) => {
-                let headers = response
-                    .headers_names()
-                    .into_iter()
-                    .filter_map(|name| {
-                        let value = response.header(&name)?.to_owned();
-                        Some((name, value))
-                    })
-                    .collect();
-                let body =
-                    read_to_cap(response.into_reader(), MAX_BODY_BYTES).map_err(|e| match e {
-                        CappedReadError::TooLarge => PcsError::TooLarge {
-                            url: url.to_owned(),
-                            max: MAX_BODY_BYTES,
-                        },
-                        CappedReadError::Io(io) if is_timeout(&io) => timed_out(),
-                        other => PcsError::Transport {
-                            url: url.to_owned(),
-                            detail: other.to_string(),
-                        },
-                    })?;
-                Ok(Reply {
-                    url: url.to_owned(),
-                    headers,
-                    body,
-                })
-            }
-            Err(ureq::Error::Status(status, response)) => {
-                let body = read_to_cap(response.into_reader(), 64 * 1024).unwrap_or_default();
-                let text: String = String::from_utf8_lossy(&body)
-                    .chars()
-                    .filter(|c| !c.is_control())
-                    .take(200)
-                    .collect();
-                Err(PcsError::Status {
-                    url: url.to_owned(),
-                    status,
-                    body: if text.trim().is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", text.trim())
-                    },
-                })
-            }
-            Err(ureq::Error::Transport(error)) => {
-                let detail = error.to_string().replace(&format!("{url}: "), "");
-                if timed_out_in(&error) {
-                    Err(timed_out())
-                } else {
-                    Err(PcsError::Transport {
-                        url: url.to_owned(),
-                        detail,
-                    })
-                }
-            }
+                status,
+            });
         }
+        if status >= 400 {
+            let body =
+                read_to_cap(response.into_body().into_reader(), 64 * 1024).unwrap_or_default();
+            let text: String = String::from_utf8_lossy(&body)
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(200)
+                .collect();
+            return Err(PcsError::Status {
+                url: url.to_owned(),
+                status,
+                body: if text.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", text.trim())
+                },
+            });
+        }
+        let headers = response
+            .headers()
+            .keys()
+            .filter_map(|name| {
+                let value = http::header(&response, name.as_str())?.to_owned();
+                Some((name.as_str().to_owned(), value))
+            })
+            .collect();
+        let body = read_to_cap(response.into_body().into_reader(), MAX_BODY_BYTES).map_err(
+            |e| match e {
+                CappedReadError::TooLarge => PcsError::TooLarge {
+                    url: url.to_owned(),
+                    max: MAX_BODY_BYTES,
+                },
+                CappedReadError::Io(io) if http::body_timed_out(&io) => timed_out(),
+                other => PcsError::Transport {
+                    url: url.to_owned(),
+                    detail: other.to_string(),
+                },
+            },
+        )?;
+        Ok(Reply {
+            url: url.to_owned(),
+            headers,
+            body,
+        })
     }
 }
 

@@ -6,13 +6,14 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::super::RegistryError;
+use super::super::http::{self, body_timed_out, header};
 use super::super::manifest::ACCEPT;
 use super::super::redirect::{self, MAX_REDIRECTS, REDIRECT_STATUSES};
 use super::super::retry_after::retry_after;
 use super::{
     ATTEMPTS, Client, DEADLINE, FIRST_BACKOFF, MAX_MANIFEST_BYTES, REQUEST_TIMEOUT, Token,
 };
-use crate::capped_read::{CappedReadError, is_timeout, read_to_cap};
+use crate::capped_read::{CappedReadError, read_to_cap};
 
 impl Client {
     /// What is left of the deadline for one request, at most [`REQUEST_TIMEOUT`].
@@ -77,47 +78,50 @@ impl Client {
         for hop in 0..=MAX_REDIRECTS {
             let timeout = self.request_timeout()?;
             let shown = redirect::without_query(&current).to_owned();
-            let mut request = self.agent.get(&current).timeout(timeout);
+            let mut request = http::within(&self.agent, &current, timeout);
             if manifest {
-                request = request.set("Accept", ACCEPT);
+                request = request.header("Accept", ACCEPT);
             }
             let at_registry = redirect::origin(&current).as_deref() == Some(self.origin.as_str());
             if let (true, Some(Token(header))) = (at_registry, &self.token) {
-                request = request.set("Authorization", header);
+                request = request.header("Authorization", header);
             }
             let timed_out = || RegistryError::TimedOut {
                 url: shown.clone(),
                 seconds: timeout.as_secs(),
             };
-            match request.call() {
-                Ok(response) if (300..400).contains(&response.status()) => {
+            let response = match request.call() {
+                Ok(response) => response,
+                Err(error) if http::timed_out(&error) => return Err(timed_out()),
+                Err(error) => {
+                    return Ok(Attempt::Transient {
+                        error: RegistryError::Transport {
+                            url: shown,
+                            detail: error.to_string(),
+                        },
+                        retry_after: None,
+                    });
+                }
+            };
+            let code = response.status().as_u16();
+            match code {
+                300..=399 => {
                     current = self.redirect_target(&response, &current, url, hop)?;
                 }
-                Ok(response) => {
-                    let content_type = response.header("Content-Type").map(str::to_owned);
-                    let body =
-                        read_body(response, MAX_MANIFEST_BYTES).map_err(|error| match error {
-                            CappedReadError::TooLarge => RegistryError::TooLarge {
-                                url: shown.clone(),
-                                max: MAX_MANIFEST_BYTES,
-                            },
-                            CappedReadError::Io(error) if is_timeout(&error) => timed_out(),
-                            other => RegistryError::Transport {
-                                url: shown.clone(),
-                                detail: other.to_string(),
-                            },
-                        })?;
-                    return Ok(Attempt::Done(Reply::Ok { body, content_type }));
-                }
-                Err(ureq::Error::Status(401, response)) if at_registry => {
-                    let challenges = response.all("WWW-Authenticate");
+                401 if at_registry => {
+                    let challenges: Vec<&str> = response
+                        .headers()
+                        .get_all("WWW-Authenticate")
+                        .iter()
+                        .filter_map(|value| std::str::from_utf8(value.as_bytes()).ok())
+                        .map(str::trim)
+                        .collect();
                     return Ok(Attempt::Done(Reply::Unauthorized {
                         challenge: (!challenges.is_empty()).then(|| challenges.join(", ")),
                     }));
                 }
-                Err(ureq::Error::Status(code, response)) if code == 429 || code >= 500 => {
-                    let asked = response
-                        .header("Retry-After")
+                429 | 500.. => {
+                    let asked = header(&response, "Retry-After")
                         .and_then(|v| retry_after(v, SystemTime::now()));
                     let body = read_body(response, 64 * 1024).unwrap_or_default();
                     return Ok(Attempt::Transient {
@@ -129,7 +133,7 @@ impl Client {
                         retry_after: asked,
                     });
                 }
-                Err(ureq::Error::Status(code, response)) => {
+                400.. => {
                     let body = read_body(response, 64 * 1024).unwrap_or_default();
                     return Ok(Attempt::Done(Reply::Status {
                         url: shown,
@@ -137,16 +141,21 @@ impl Client {
                         body: String::from_utf8_lossy(&body).chars().take(200).collect(),
                     }));
                 }
-                Err(ureq::Error::Transport(error)) => {
-                    // ureq's text starts with the URL, which the error already names.
-                    if timed_out_in(&error) {
-                        return Err(timed_out());
-                    }
-                    let detail = error.to_string().replace(&format!("{current}: "), "");
-                    return Ok(Attempt::Transient {
-                        error: RegistryError::Transport { url: shown, detail },
-                        retry_after: None,
-                    });
+                _ => {
+                    let content_type = header(&response, "Content-Type").map(str::to_owned);
+                    let body =
+                        read_body(response, MAX_MANIFEST_BYTES).map_err(|error| match error {
+                            CappedReadError::TooLarge => RegistryError::TooLarge {
+                                url: shown.clone(),
+                                max: MAX_MANIFEST_BYTES,
+                            },
+                            CappedReadError::Io(error) if body_timed_out(&error) => timed_out(),
+                            other => RegistryError::Transport {
+                                url: shown.clone(),
+                                detail: other.to_string(),
+                            },
+                        })?;
+                    return Ok(Attempt::Done(Reply::Ok { body, content_type }));
                 }
             }
         }
@@ -163,18 +172,18 @@ impl Client {
     /// of `url`), if it may be followed.
     fn redirect_target(
         &self,
-        response: &ureq::Response,
+        response: &ureq::http::Response<ureq::Body>,
         current: &str,
         url: &str,
         hop: usize,
     ) -> Result<String, RegistryError> {
-        let location = response.header("Location");
+        let location = header(response, "Location");
         let refused = |reason: &'static str| RegistryError::Redirect {
             from: redirect::without_query(current).to_owned(),
             to: location.map_or_else(String::new, |l| redirect::without_query(l).to_owned()),
             reason,
         };
-        if !REDIRECT_STATUSES.contains(&response.status()) {
+        if !REDIRECT_STATUSES.contains(&response.status().as_u16()) {
             return Err(refused("not a redirect status that is followed"));
         }
         let Some(target) = location else {
@@ -215,53 +224,9 @@ pub(super) enum Reply {
 }
 
 /// A response's body, at most `max` bytes.
-pub(super) fn read_body(response: ureq::Response, max: u64) -> Result<Vec<u8>, CappedReadError> {
-    read_to_cap(response.into_reader(), max)
-}
-
-/// Whether a transport failure is a timeout: an I/O error of that kind anywhere in its
-/// source chain (ureq wraps the socket's error: connect, TLS handshake, headers).
-pub(crate) fn timed_out_in(error: &ureq::Transport) -> bool {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(error) = current {
-        if error
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(is_timeout)
-        {
-            return true;
-        }
-        current = error.source();
-    }
-    false
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::TcpListener;
-
-    fn transport_error(url: &str) -> ureq::Transport {
-        let agent = ureq::AgentBuilder::new()
-            .timeout(Duration::from_millis(300))
-            .build();
-        match agent.get(url).call() {
-            Err(ureq::Error::Transport(error)) => error,
-            other => panic!("expected a transport error, got {other:?}"),
-        }
-    }
-
-    /// A server that accepts and never answers: ureq's read timeout, an I/O error of kind
-    /// `TimedOut` under its transport error, is told by type, not by its text.
-    #[test]
-    fn silent_server_is_a_timeout_and_refused_connection_is_not() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let silent = format!("http://{}/v2/", listener.local_addr().unwrap());
-        assert!(timed_out_in(&transport_error(&silent)));
-
-        let closed = TcpListener::bind("127.0.0.1:0").unwrap();
-        let refused = format!("http://{}/v2/", closed.local_addr().unwrap());
-        drop(closed);
-        assert!(!timed_out_in(&transport_error(&refused)));
-        drop(listener);
-    }
+pub(super) fn read_body(
+    response: ureq::http::Response<ureq::Body>,
+    max: u64,
+) -> Result<Vec<u8>, CappedReadError> {
+    read_to_cap(response.into_body().into_reader(), max)
 }
