@@ -320,6 +320,8 @@ def sigstore_seeds():
     doc = json.loads(root)
     put("sigstore_encoding", "time", doc["tlogs"][0]["publicKey"]["validFor"]["start"])
     put("sigstore_encoding", "time-fraction", "2022-12-31T23:59:59.999Z")
+    # The finding's reproducer (src/sigstore/encoding.rs's regression test): an 18-digit year.
+    put("sigstore_encoding", "time-year-overflow", "922337203685477580-01-01T00:00:00Z")
     put("sigstore_encoding", "base64-key", doc["tlogs"][0]["publicKey"]["rawBytes"])
     put("sigstore_encoding", "base64-id", doc["tlogs"][0]["logId"]["keyId"])
     put("sigstore_encoding", "signer", '{"identity":"https://github.com/o/r/.github/workflows/release.yml@refs/tags/v1",'

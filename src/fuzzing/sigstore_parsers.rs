@@ -191,7 +191,7 @@ pub fn public_key(bytes: &[u8]) -> Result<(), String> {
 /// Invariants: base64 encode → decode is the identity, and what decodes re-encodes to text
 /// that decodes the same; seconds → RFC 3339 text → seconds is the identity (for years 0 to
 /// 9999, the text written here from Hinnant's `civil_from_days`), and a time that parses
-/// writes back to text that parses to it; a parsed root's digest is of its bytes and its
+/// writes back to text that parses to it (the same text, without fraction or leap second); a parsed root's digest is of its bytes and its
 /// log keys keep their ids' length; a signer payload that parses is its own canonical form.
 pub fn encodings(bytes: &[u8]) -> Result<(), String> {
     let text = String::from_utf8_lossy(bytes);
@@ -226,6 +226,10 @@ pub fn encodings(bytes: &[u8]) -> Result<(), String> {
             return Err(format!(
                 "{text:?} read as {parsed}, written {again}, differs"
             ));
+        }
+        // Without a fraction or a leap second, RFC 3339's grammar has one spelling per time.
+        if text.len() == 20 && !text.ends_with(":60Z") && again != text {
+            return Err(format!("{text:?} read as {parsed}, which is {again}"));
         }
     }
     if let Ok(root) = TrustedRoot::parse(bytes) {
