@@ -5,6 +5,7 @@ Run from anywhere: `python3 fuzz/make_seeds.py`. The seeds are committed; rerun 
 fixture changes (it overwrites its own files and leaves the rest, such as reproducers). Every seed is a real input or one written in the exact shape the fakes in
 tests/common produce (named beside it).
 """
+import base64
 import hashlib
 import json
 import os
@@ -210,6 +211,122 @@ finality = "optimistic"
         if name.endswith(".json"):
             put("strict_json", name, read("tests", "fixtures", name))
     put("strict_json", "repeated", '{"approved_commits":["a"],"approved_commits":["b"]}')
+
+    sigstore_seeds()
+
+
+def tlv(data, i=0):
+    """One DER TLV at data[i:]: (tag, content start, end)."""
+    tag, first = data[i], data[i + 1]
+    if first < 0x80:
+        return tag, i + 2, i + 2 + first
+    n = first & 0x7F
+    length = int.from_bytes(data[i + 2:i + 2 + n], "big")
+    return tag, i + 2 + n, i + 2 + n + length
+
+
+def children(data, start, end):
+    out = []
+    while start < end:
+        t, s, e = tlv(data, start)
+        out.append((t, start, s, e))
+        start = e
+    return out
+
+
+def oid_der(text):
+    parts = [int(p) for p in text.split(".")]
+    body = bytes([parts[0] * 40 + parts[1]])
+    for p in parts[2:]:
+        groups = [p & 0x7F]
+        p >>= 7
+        while p:
+            groups.append(0x80 | (p & 0x7F))
+            p >>= 7
+        body += bytes(reversed(groups))
+    return bytes([6, len(body)]) + body
+
+
+def pem_der(text):
+    lines = [l for l in text.strip().splitlines() if not l.startswith("-----")]
+    return base64.b64decode("".join(lines))
+
+
+def sigstore_seeds():
+    """The Sigstore targets' seeds: the real material of tests/fixtures/sigstore (README.md
+    there names each file's source), JSON minified to keep the seeds small."""
+    sig = ("tests", "fixtures", "sigstore")
+    minify = lambda data: json.dumps(json.loads(data), separators=(",", ":")).encode()
+    bundles = ["conformance.happy-path-v0.1.sigstore.json", "conformance.happy-path-v0.3.sigstore.json",
+               "conformance.happy-path-intoto-in-dsse-v3.sigstore.json",
+               "conformance.managed-key-happy-path.sigstore.json", "cosign.oci-attestation.sigstore.json",
+               "sigstore-rs.kubewarden-controller-v1.34.0.cosign-sign-v1.sigstore.json"]
+    leaves = {}
+    for name in bundles:
+        data = read(*sig, name)
+        short = name.replace(".sigstore.json", "")
+        put("sigstore_bundle", short, minify(data))
+        doc = json.loads(data)
+        material = doc["verificationMaterial"]
+        # The Rekor body as rekor::check_body reads it (decoded canonicalizedBody).
+        body = base64.b64decode(material["tlogEntries"][0]["canonicalizedBody"])
+        put("sigstore_bundle", short + ".body", body)
+        cert = material.get("certificate") or (material.get("x509CertificateChain") or {}).get("certificates", [None])[0]
+        if cert:
+            leaves[short] = base64.b64decode(cert["rawBytes"])
+
+    # cosign_signature: the three containers/image signature layers as stored there.
+    for name in ["dir-img-cosign-valid", "dir-img-cosign-key-rekor-valid", "dir-img-cosign-fulcio-rekor-valid"]:
+        put("cosign_signature", name, minify(read(*sig, name, "signature-1.json")))
+        layer = json.loads(read(*sig, name, "signature-1.json"))
+        pem = layer["annotations"].get("dev.sigstore.cosign/certificate")
+        if pem:
+            leaves[name] = pem_der(pem)
+
+    # gitsign_commit: the two real gitsign commits, their CMS (DER) and the Rekor entry
+    # (protobuf TransparencyLogEntry) embedded in it as an unsigned attribute.
+    rekor_oid = oid_der("1.3.6.1.4.1.57264.3.1")
+    for name in ["offline.commit", "commit.txt"]:
+        commit = read(*sig, "gitsign", name)
+        put("gitsign_commit", name, commit)
+        text = commit.decode()
+        armored = text.split("gpgsig ", 1)[1].split("-----END SIGNED MESSAGE-----")[0]
+        cms = pem_der(armored.replace("\n ", "\n") + "-----END SIGNED MESSAGE-----")
+        put("gitsign_commit", name + ".cms", cms)
+        at = cms.index(rekor_oid) + len(rekor_oid)
+        _, s, _ = tlv(cms, at)  # the SET of values
+        _, s, e = tlv(cms, s)  # its first value: an OCTET STRING
+        put("gitsign_commit", name + ".rekor-entry", cms[s:e])
+        # The CMS's first certificate: SignedData's [0] certificates.
+        _, s, e = tlv(cms)
+        _, s, e = tlv(cms, children(cms, s, e)[1][2])  # [0] EXPLICIT SignedData
+        certs = [c for c in children(cms, s, e) if c[0] == 0xA0][0]
+        first = children(cms, certs[2], certs[3])[0]
+        leaves["gitsign-" + name] = cms[first[1]:first[3]]
+
+    # sigstore_certificate: every real Fulcio leaf, the Fulcio v1 root, the real public keys
+    # (PEM and SPKI DER).
+    for name, der in leaves.items():
+        put("sigstore_certificate", name + ".der", der)
+    put("sigstore_certificate", "fulcio_v1.der", pem_der(read(*sig, "fulcio_v1.crt.pem").decode()))
+    for name in ["cosign.pub", "conformance.managed-key-happy-path.key.pub"]:
+        put("sigstore_certificate", name, read(*sig, name))
+        put("sigstore_certificate", name + ".der", pem_der(read(*sig, name).decode()))
+
+    # sigstore_encoding: the built-in trusted root, its times and base64 values, a signer payload
+    # (src/sigstore/policy.rs's test payload).
+    root = read("assets", "sigstore", "trusted_root.public-good.json")
+    put("sigstore_encoding", "trusted_root.public-good.json", minify(root))
+    doc = json.loads(root)
+    put("sigstore_encoding", "time", doc["tlogs"][0]["publicKey"]["validFor"]["start"])
+    put("sigstore_encoding", "time-fraction", "2022-12-31T23:59:59.999Z")
+    # The finding's reproducer (src/sigstore/encoding.rs's regression test): an 18-digit year.
+    put("sigstore_encoding", "time-year-overflow", "922337203685477580-01-01T00:00:00Z")
+    put("sigstore_encoding", "base64-key", doc["tlogs"][0]["publicKey"]["rawBytes"])
+    put("sigstore_encoding", "base64-id", doc["tlogs"][0]["logId"]["keyId"])
+    put("sigstore_encoding", "signer", '{"identity":"https://github.com/o/r/.github/workflows/release.yml@refs/tags/v1",'
+        '"issuer":"https://token.actions.githubusercontent.com","source_repository":"https://github.com/o/r",'
+        '"trusted_root":"sha256:00"}')
 
 
 if __name__ == "__main__":

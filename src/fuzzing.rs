@@ -7,6 +7,9 @@
 
 use serde_json::Value;
 
+pub mod sigstore;
+pub mod sigstore_parsers;
+
 use crate::digest::ObjectFormat;
 use crate::git::EntryKind;
 use crate::git::objects::{self, ObjectHasher};

@@ -148,8 +148,12 @@ pub fn verify(
     policy: &SignaturePolicy,
     root: &TrustedRoot,
 ) -> Result<Signer, String> {
+    // RFC 8259 §8.1: JSON is UTF-8. serde_json skips the fields it does not read (inclusion
+    // proofs, timestamps) without checking their bytes, so a bundle is checked whole first.
+    let json =
+        std::str::from_utf8(json).map_err(|e| format!("not a Sigstore bundle: not UTF-8 ({e})"))?;
     let bundle: Bundle =
-        serde_json::from_slice(json).map_err(|e| format!("not a Sigstore bundle: {e}"))?;
+        serde_json::from_str(json).map_err(|e| format!("not a Sigstore bundle: {e}"))?;
     if !BUNDLE_TYPES.contains(&bundle.media_type.as_str()) {
         return Err(format!(
             "unsupported bundle media type {:?}",

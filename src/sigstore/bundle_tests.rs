@@ -292,3 +292,32 @@ fn pae_known_answer() {
         b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
     );
 }
+
+/// Found by the `sigstore_bundle` fuzz target (its reproducer is the seed
+/// `crash-not-utf8`): raw 0xff bytes in an inclusion proof hash, a field the verifier does
+/// not read, left the bundle accepted although it is not JSON (RFC 8259 §8.1: UTF-8), since
+/// `serde_json` skips unread fields without checking their bytes.
+#[test]
+fn a_bundle_that_is_not_utf8_is_refused() {
+    let name = "cosign.oci-attestation.sigstore.json";
+    let good = read(name);
+    let at = good
+        .windows(23)
+        .position(|w| w == b"315PrxqKtUW8bpqBdn6SMyj")
+        .unwrap()
+        + 23;
+    let bad = [&good[..at], &[0xff; 8], &good[at..]].concat();
+    // The old path, the typed parse alone, reads it (the fuzzer's reproducer passed whole).
+    assert!(serde_json::from_slice::<Bundle>(&bad).is_ok());
+    let image = Artifact {
+        sha256: digest("732112270d7e59418a8c080b134b24cabd67d250d0d0147a97ed95ba5c280aa4"),
+        bytes: None,
+    };
+    let policy = policy("https://github.com/login/oauth", "cody@soyland.com");
+    check(&good, &image, &policy).unwrap();
+    assert!(
+        check(&bad, &image, &policy)
+            .unwrap_err()
+            .starts_with("not a Sigstore bundle: not UTF-8")
+    );
+}

@@ -136,7 +136,7 @@ fn tbs_bytes(cert: &[u8]) -> Option<&[u8]> {
 }
 
 /// Splits one DER TLV at the start of `bytes`: (the whole TLV, its content).
-pub(super) fn tlv(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+pub(crate) fn tlv(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     let first = *bytes.get(1)?;
     let (header, length) = if first < 0x80 {
         (2, usize::from(first))
@@ -155,7 +155,7 @@ pub(super) fn tlv(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((bytes.get(..end)?, bytes.get(header..end)?))
 }
 
-fn identity(leaf: &Certificate) -> Result<CertifiedIdentity, String> {
+pub(crate) fn identity(leaf: &Certificate) -> Result<CertifiedIdentity, String> {
     let san = leaf
         .tbs_certificate()
         .get_extension::<SubjectAltName>()

@@ -68,14 +68,25 @@ pub fn verify(
     if label != "SIGNED MESSAGE" {
         return Err(format!("gpgsig is a {label}, not a gitsign SIGNED MESSAGE"));
     }
-    let parts = SignerParts::parse(&cms).ok_or("gpgsig is not a CMS SignedData")?;
+    verify_cms(&signed, &cms, policy, root)
+}
+
+/// Verifies `cms` (the gpgsig's DER `ContentInfo`) as a gitsign signature of `signed` (the
+/// commit without its gpgsig header) under a keyless `policy`.
+pub(crate) fn verify_cms(
+    signed: &[u8],
+    cms: &[u8],
+    policy: &SignaturePolicy,
+    root: &TrustedRoot,
+) -> Result<Signer, String> {
+    let parts = SignerParts::parse(cms).ok_or("gpgsig is not a CMS SignedData")?;
     let signed_attributes = attributes(parts.signed_attrs).ok_or("malformed signed attributes")?;
     let digest = signed_attributes
         .iter()
         .find(|(oid, _)| *oid == MESSAGE_DIGEST)
         .and_then(|(_, value)| tlv(value).map(|(_, content)| content))
         .ok_or("no messageDigest attribute")?;
-    if digest != Sha256::digest(&signed).as_slice() {
+    if digest != Sha256::digest(signed).as_slice() {
         return Err("the signature's messageDigest is not the commit's".into());
     }
     // What the signature signs: the attributes' DER with the [0] IMPLICIT tag made a SET.
@@ -145,7 +156,7 @@ impl<'a> SignerParts<'a> {
 }
 
 /// The TLVs inside `content`, each as (tag, whole TLV).
-fn children(mut content: &[u8]) -> Option<Vec<(u8, &[u8])>> {
+pub(crate) fn children(mut content: &[u8]) -> Option<Vec<(u8, &[u8])>> {
     let mut out = Vec::new();
     while !content.is_empty() {
         let (whole, _) = tlv(content)?;
@@ -157,7 +168,7 @@ fn children(mut content: &[u8]) -> Option<Vec<(u8, &[u8])>> {
 
 /// `Attribute ::= SEQUENCE { type OID, values SET OF ANY }` within a [0]/[1] attribute set:
 /// each type with its first value (a whole TLV).
-fn attributes(set: &[u8]) -> Option<Vec<(ObjectIdentifier, &[u8])>> {
+pub(crate) fn attributes(set: &[u8]) -> Option<Vec<(ObjectIdentifier, &[u8])>> {
     let (_, content) = tlv(set)?;
     children(content)?
         .into_iter()
@@ -216,7 +227,7 @@ fn hashedrekord_body(expected: &Expected<'_>) -> Option<String> {
 
 /// A protobuf field's value: a varint or a length-delimited byte string (other wire types
 /// are skipped).
-enum Field<'a> {
+pub(crate) enum Field<'a> {
     Varint(u64),
     Bytes(&'a [u8]),
     Other,
@@ -231,7 +242,7 @@ fn bytes_field<'a>(fields: &[(u64, Field<'a>)], number: u64) -> Option<&'a [u8]>
 
 /// Protobuf wire format (protobuf.dev "Encoding"): `(field number << 3 | wire type)` varint
 /// keys; wire types 0 (varint), 1 (8 bytes), 2 (length-delimited), 5 (4 bytes).
-fn protobuf_fields(mut bytes: &[u8]) -> Option<Vec<(u64, Field<'_>)>> {
+pub(crate) fn protobuf_fields(mut bytes: &[u8]) -> Option<Vec<(u64, Field<'_>)>> {
     let mut out = Vec::new();
     while !bytes.is_empty() {
         let key = read_varint(&mut bytes)?;
@@ -255,7 +266,7 @@ fn protobuf_fields(mut bytes: &[u8]) -> Option<Vec<(u64, Field<'_>)>> {
     Some(out)
 }
 
-fn read_varint(bytes: &mut &[u8]) -> Option<u64> {
+pub(crate) fn read_varint(bytes: &mut &[u8]) -> Option<u64> {
     let mut value = 0u64;
     for shift in (0..64).step_by(7) {
         let (&byte, rest) = bytes.split_first()?;

@@ -77,7 +77,7 @@ struct Body {
 }
 
 /// The body (hashedrekord 0.0.1 or dsse 0.0.1) records exactly `expected`.
-fn check_body(body: &[u8], expected: &Expected<'_>) -> Result<(), String> {
+pub(crate) fn check_body(body: &[u8], expected: &Expected<'_>) -> Result<(), String> {
     let body: Body = serde_json::from_slice(body).map_err(|e| format!("entry body: {e}"))?;
     let str_at = |pointer: &str| body.spec.pointer(pointer).and_then(|v| v.as_str());
     let payload_hash = hex::encode(&Sha256::digest(expected.payload));

@@ -117,7 +117,7 @@ fn signed_data(sct: &Sct<'_>, precert_tbs: &[u8], issuer_key_hash: &[u8]) -> Opt
 }
 
 /// The items of a TLS vector (2-byte total length) of 2-byte-length items.
-fn tls_vector(bytes: &[u8]) -> Option<Vec<&[u8]>> {
+pub(crate) fn tls_vector(bytes: &[u8]) -> Option<Vec<&[u8]>> {
     let total = usize::from(u16::from_be_bytes(bytes.get(..2)?.try_into().ok()?));
     let mut rest = bytes.get(2..2 + total)?;
     if bytes.len() != 2 + total {
@@ -134,7 +134,7 @@ fn tls_vector(bytes: &[u8]) -> Option<Vec<&[u8]>> {
 
 /// The precertificate's `TBSCertificate` (the leaf's, without the SCT extension, re-encoded)
 /// and the SCT list's TLS bytes.
-fn split_tbs(cert: &[u8]) -> Option<(Vec<u8>, &[u8])> {
+pub(crate) fn split_tbs(cert: &[u8]) -> Option<(Vec<u8>, &[u8])> {
     let (_, cert_content) = tlv(cert)?;
     let (_, tbs_content) = tlv(cert_content)?;
     let mut fields = Vec::new();
@@ -171,7 +171,7 @@ fn split_tbs(cert: &[u8]) -> Option<(Vec<u8>, &[u8])> {
 }
 
 /// A DER TLV: `tag`, the definite length, `content`.
-fn wrap(tag: u8, content: &[u8]) -> Vec<u8> {
+pub(crate) fn wrap(tag: u8, content: &[u8]) -> Vec<u8> {
     let len = content.len();
     let mut out = vec![tag];
     if len < 0x80 {
